@@ -1,0 +1,86 @@
+"""Drop what the answers exclude, seed DVC's cache with the sample data, make the first commit.
+
+Runs with the standard library only: cookiecutter's environment need not have DVC or network.
+"""
+
+import hashlib
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+ANSWERS = json.loads({{ cookiecutter | jsonify | tojson }})
+
+EXCLUDED_BY_CI = {
+    "github": [".gitlab-ci.yml"],
+    "gitlab": [".github"],
+    "none": [".github", ".gitlab-ci.yml"],
+}
+
+
+def remove(relative_path: str) -> None:
+    path = Path(relative_path)
+    if path.is_dir():
+        shutil.rmtree(path)
+    elif path.exists():
+        path.unlink()
+
+
+def dvc_tracked_outputs(dvc_file: Path) -> list[tuple[str, Path]]:
+    """(md5, path) of each output in a .dvc file, read without a YAML library."""
+    outputs, md5 = [], None
+    for line in dvc_file.read_text().splitlines():
+        key, _, value = line.strip().lstrip("- ").partition(": ")
+        if key == "md5":
+            md5 = value
+        elif key == "path" and md5:
+            outputs.append((md5, dvc_file.parent / value))
+            md5 = None
+    return outputs
+
+
+def seed_dvc_cache() -> None:
+    """Put DVC-tracked sample files into .dvc/cache, as `dvc add` would, so `dvc push` sends them.
+
+    Uses DVC 3's documented cache layout: .dvc/cache/files/md5/<first 2 hex>/<other 30 hex>.
+    """
+    for dvc_file in sorted(Path("data").rglob("*.dvc")):
+        for md5, data_file in dvc_tracked_outputs(dvc_file):
+            actual = hashlib.md5(data_file.read_bytes()).hexdigest()
+            if actual != md5:
+                sys.exit(f"error: {data_file} does not match the md5 in {dvc_file}; the template is broken")
+            cached = Path(".dvc/cache/files/md5") / md5[:2] / md5[2:]
+            cached.parent.mkdir(parents=True, exist_ok=True)
+            shutil.copyfile(data_file, cached)
+            cached.chmod(0o444)
+
+
+def git(*args: str) -> None:
+    subprocess.run(["git", *args], check=True, stdout=subprocess.DEVNULL)
+
+
+def git_has_identity() -> bool:
+    found = subprocess.run(["git", "config", "user.email"], capture_output=True, text=True)
+    return bool(found.stdout.strip())
+
+
+def first_commit() -> None:
+    if shutil.which("git") is None:
+        sys.exit("error: init_git is 'yes' but git is not installed; install git or answer init_git=no")
+    git("init", "--quiet", "--initial-branch=main")
+    git("add", "--all")
+    identity = []
+    if not git_has_identity():
+        identity = ["-c", f"user.name={ANSWERS['author_name']}", "-c", f"user.email={ANSWERS['author_email']}"]
+    git(*identity, "commit", "--quiet", "--no-verify", "-m", "Initial project from the DVC pipeline template")
+
+
+if __name__ == "__main__":
+    for excluded in EXCLUDED_BY_CI[ANSWERS["ci"]]:
+        remove(excluded)
+    seed_dvc_cache()
+    if ANSWERS["init_git"] == "yes":
+        first_commit()
+    print(f"Created {os.getcwd()}. Next: see README.md, then `dvc repro`.")

@@ -1,0 +1,77 @@
+"""The trained artifact: one scikit-learn Pipeline holding preprocessing and estimator together.
+
+Evaluation and serving load this one object, so they transform data exactly as training did.
+"""
+
+from pathlib import Path
+from typing import Any
+
+import joblib
+import numpy as np
+import pandas as pd
+from sklearn.compose import ColumnTransformer
+from sklearn.ensemble import GradientBoostingClassifier, HistGradientBoostingClassifier, RandomForestClassifier
+from sklearn.impute import SimpleImputer
+from sklearn.linear_model import LogisticRegression
+from sklearn.pipeline import Pipeline
+from sklearn.preprocessing import OneHotEncoder, StandardScaler
+
+from .errors import PipelineError
+
+ESTIMATORS = {
+    "random_forest": RandomForestClassifier,
+    "logistic_regression": LogisticRegression,
+    "gradient_boosting": GradientBoostingClassifier,
+    "hist_gradient_boosting": HistGradientBoostingClassifier,
+}
+
+
+def make_estimator(name: str, hyperparameters: dict[str, Any], seed: int):
+    if name not in ESTIMATORS:
+        raise PipelineError(f"train.estimator '{name}' is unknown: choose one of {', '.join(ESTIMATORS)}")
+    estimator_class = ESTIMATORS[name]
+    accepted = estimator_class().get_params()
+    unknown = sorted(set(hyperparameters) - set(accepted))
+    if unknown:
+        raise PipelineError(
+            f"train.{name} has unknown hyper-parameters {unknown}; {estimator_class.__name__} accepts {sorted(accepted)}"
+        )
+    seeded = {"random_state": seed} if "random_state" in accepted else {}
+    return estimator_class(**{**seeded, **hyperparameters})
+
+
+def build_pipeline(numeric: list[str], categorical: list[str], estimator) -> Pipeline:
+    """Impute and scale numbers, impute and one-hot encode labels (unseen labels ignored), then fit."""
+    features = ColumnTransformer(
+        [
+            ("numeric", Pipeline([("impute", SimpleImputer(strategy="median")), ("scale", StandardScaler())]), numeric),
+            (
+                "categorical",
+                Pipeline([
+                    ("impute", SimpleImputer(strategy="constant", fill_value="missing")),
+                    ("encode", OneHotEncoder(handle_unknown="ignore", sparse_output=False)),
+                ]),
+                categorical,
+            ),
+        ],
+        verbose_feature_names_out=False,
+    )
+    return Pipeline([("features", features), ("estimator", estimator)])
+
+
+def save_model(model: Pipeline, path: Path) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    joblib.dump(model, path)
+
+
+def load_model(path: Path) -> Pipeline:
+    if not path.exists():
+        raise PipelineError(f"{path} not found: run `dvc repro` so the train stage writes it")
+    return joblib.load(path)
+
+
+def binary_labels(values: pd.Series, positive_class) -> np.ndarray:
+    """1 where the target equals the positive class, else 0; numeric targets compare as numbers."""
+    if pd.api.types.is_numeric_dtype(values):
+        return (values == float(positive_class)).to_numpy(dtype=int)
+    return (values.astype(str) == str(positive_class)).to_numpy(dtype=int)

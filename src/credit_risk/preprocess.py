@@ -1,0 +1,38 @@
+"""Stage 1: raw CSV to clean, typed, stratified train and test Parquet files."""
+
+import pandas as pd
+from sklearn.model_selection import train_test_split
+
+from .errors import PipelineError
+from .files import read_raw_csv, write_parquet
+from .params import load_params, param, path_param
+from .schema import load_schema
+
+
+def clean(frame: pd.DataFrame, target: str) -> pd.DataFrame:
+    """Trim whitespace around labels and drop rows whose target is missing."""
+    for name in frame.select_dtypes("category").columns:
+        frame[name] = frame[name].astype("string").str.strip().replace("", pd.NA).astype("category")
+    return frame.dropna(subset=[target]).reset_index(drop=True)
+
+
+def split(frame: pd.DataFrame, target: str, test_size: float, seed: int) -> tuple[pd.DataFrame, pd.DataFrame]:
+    if not 0 < test_size < 1:
+        raise PipelineError(f"split.test_size is {test_size}: it must be a fraction between 0 and 1")
+    try:
+        return train_test_split(frame, test_size=test_size, random_state=seed, stratify=frame[target])
+    except ValueError as error:
+        raise PipelineError(f"cannot make a stratified split on target '{target}': {error}") from None
+
+
+def main() -> None:
+    params = load_params()
+    target = param(params, "data.target")
+    schema = load_schema(path_param(params, "schema"))
+    if target not in schema.columns:
+        raise PipelineError(f"data.target '{target}' is not a column of {path_param(params, 'schema')}")
+    raw = read_raw_csv(path_param(params, "raw"), schema, param(params, "data.csv_delimiter"))
+    train, test = split(clean(raw, target), target, param(params, "split.test_size"), param(params, "split.seed"))
+    write_parquet(train, path_param(params, "train"))
+    write_parquet(test, path_param(params, "test"))
+    print(f"preprocess: {len(raw)} raw rows -> {len(train)} train, {len(test)} test")

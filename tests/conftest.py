@@ -1,0 +1,18 @@
+import pytest
+
+from tools.bakery import Project, bake_project
+
+
+@pytest.fixture(scope="session")
+def reproduced(tmp_path_factory) -> Project:
+    """The default project, baked once, with `dvc repro` run and committed. Read-only: copy to change."""
+    project = bake_project(tmp_path_factory.mktemp("reproduced"))
+    project.dvc("repro")
+    project.commit_all("Run the pipeline")
+    return project
+
+
+@pytest.fixture
+def reproduced_copy(reproduced, tmp_path) -> Project:
+    """A private copy of the reproduced default project, for a test that changes it."""
+    return reproduced.copy(tmp_path)

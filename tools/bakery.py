@@ -1,0 +1,116 @@
+"""Bake the template for real and run the baked project's commands, isolated per test.
+
+Every baked project shares this interpreter's installed dependencies (installed once, from the
+lock); its own package is installed with `pip install --no-deps -e` into a private prefix, so its
+console command is the real entry point declared in its pyproject.toml.
+"""
+
+import os
+import shutil
+import subprocess
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+TEMPLATE = Path(__file__).resolve().parents[1]
+VENV_BIN = Path(sys.executable).parent
+DEFAULT_SLUG = "credit-risk"
+
+
+@dataclass
+class Project:
+    path: Path
+    env: dict[str, str]
+
+    def run(self, *args: str, check: bool = True, cwd: Path | None = None) -> subprocess.CompletedProcess:
+        """Run a command in the project; on an unexpected exit code, fail with its output."""
+        result = subprocess.run(args, cwd=cwd or self.path, env=self.env, capture_output=True, text=True)
+        if check and result.returncode != 0:
+            raise AssertionError(
+                f"{' '.join(args)} exited {result.returncode}\n--- stdout\n{result.stdout}\n--- stderr\n{result.stderr}"
+            )
+        return result
+
+    def dvc(self, *args: str, check: bool = True) -> subprocess.CompletedProcess:
+        return self.run(str(VENV_BIN / "dvc"), *args, check=check)
+
+    def git(self, *args: str, check: bool = True) -> subprocess.CompletedProcess:
+        return self.run("git", *args, check=check)
+
+    def command(self, *args: str, check: bool = True) -> subprocess.CompletedProcess:
+        """The project's own console command, e.g. `credit-risk gate`."""
+        return self.run(self.slug, *args, check=check)
+
+    @property
+    def slug(self) -> str:
+        return self.path.name
+
+    def stages_run(self, repro_output: str) -> list[str]:
+        return [line.split("'")[1] for line in repro_output.splitlines() if line.startswith("Running stage '")]
+
+    def commit_all(self, message: str) -> None:
+        self.git("add", "--all")
+        self.git("commit", "--quiet", "-m", message)
+
+    def copy(self, destination: Path) -> "Project":
+        """A separate working copy (git history and DVC cache included) for a test that changes things."""
+        shutil.copytree(self.path, destination / self.slug, symlinks=True)
+        return make_project(destination / self.slug, destination)
+
+
+def isolated_env(scratch: Path) -> dict[str, str]:
+    """No user config, no shared DVC site cache, no telemetry, a known git identity."""
+    home = scratch / "home"
+    home.mkdir(parents=True, exist_ok=True)
+    env = {key: value for key, value in os.environ.items() if not key.startswith(("DVC_", "GIT_", "PYTHON"))}
+    env.update(
+        HOME=str(home),
+        DVC_SITE_CACHE_DIR=str(scratch / "dvc-site-cache"),
+        DVC_NO_ANALYTICS="1",
+        DO_NOT_TRACK="1",
+        GIT_AUTHOR_NAME="Test Author",
+        GIT_AUTHOR_EMAIL="author@example.com",
+        GIT_COMMITTER_NAME="Test Author",
+        GIT_COMMITTER_EMAIL="author@example.com",
+        PATH=f"{VENV_BIN}{os.pathsep}{env['PATH']}",
+    )
+    return env
+
+
+def bake(output_dir: Path, env: dict[str, str] | None = None, **answers: str) -> subprocess.CompletedProcess:
+    """Run the real cookiecutter command line, without prompts, into `output_dir`."""
+    output_dir.mkdir(parents=True, exist_ok=True)
+    scratch = output_dir.parent / f"{output_dir.name}-scratch"
+    env = env or isolated_env(scratch)
+    config = scratch / "cookiecutter.yaml"
+    config.parent.mkdir(parents=True, exist_ok=True)
+    config.write_text(f"replay_dir: {scratch / 'replay'}\ncookiecutters_dir: {scratch / 'cookiecutters'}\n")
+    extra = [f"{key}={value}" for key, value in answers.items()]
+    return subprocess.run(
+        [str(VENV_BIN / "cookiecutter"), "--no-input", "--config-file", str(config),
+         "--output-dir", str(output_dir), str(TEMPLATE), *extra],
+        env=env, capture_output=True, text=True,
+    )
+
+
+def make_project(path: Path, scratch: Path) -> Project:
+    """Install the baked package's console command into a private prefix and return the project."""
+    env = isolated_env(scratch)
+    prefix = scratch / "prefix"
+    subprocess.run(
+        [sys.executable, "-m", "pip", "install", "--quiet", "--no-deps", "--no-build-isolation",
+         "--prefix", str(prefix), "-e", str(path)],
+        check=True, capture_output=True, env=env,
+    )
+    env["PATH"] = f"{prefix / 'bin'}{os.pathsep}{env['PATH']}"
+    env["PYTHONPATH"] = str(path / "src")
+    return Project(path=path, env=env)
+
+
+def bake_project(tmp_path: Path, **answers: str) -> Project:
+    """Bake with these answers (defaults for the rest) and make it runnable; fail if the bake fails."""
+    output = tmp_path / "out"
+    result = bake(output, **answers)
+    assert result.returncode == 0, f"bake failed:\n{result.stdout}\n{result.stderr}"
+    (path,) = [child for child in output.iterdir() if child.is_dir()]
+    return make_project(path, tmp_path)

@@ -1,0 +1,1 @@
+"""The pipeline's code: one module per DVC stage, plus the shared modules they use."""

@@ -1,0 +1,28 @@
+"""Stage 4: score the saved model on the test split; write metrics and plot data."""
+
+from .files import read_parquet, write_json
+from .metrics import classification_metrics, confusion_rows, latency_ms, precision_recall_points, roc_points
+from .model import binary_labels, load_model
+from .params import load_params, param, path_param
+
+CONFUSION_ROWS_MAX = 20_000  # keeps the plot file small; the exact counts are in the metrics file
+
+
+def main() -> None:
+    params = load_params()
+    target = param(params, "data.target")
+    model = load_model(path_param(params, "model"))
+    test = read_parquet(path_param(params, "test"))
+    y_true = binary_labels(test[target], param(params, "data.positive_class"))
+    features = test.drop(columns=[target])
+    y_score = model.predict_proba(features)[:, 1]
+    threshold = param(params, "evaluate.decision_threshold")
+    scores = classification_metrics(y_true, y_score, threshold)
+    write_json(scores, path_param(params, "evaluation"))
+    write_json(latency_ms(model, features.head(param(params, "evaluate.latency_rows"))), path_param(params, "latency"))
+    plots = path_param(params, "plots")
+    write_json(roc_points(y_true, y_score), plots / "roc.json")
+    write_json(precision_recall_points(y_true, y_score), plots / "precision_recall.json")
+    y_pred = (y_score >= threshold).astype(int)
+    write_json(confusion_rows(y_true, y_pred, CONFUSION_ROWS_MAX), plots / "confusion_matrix.json")
+    print("evaluate: " + ", ".join(f"{name} {scores[name]:.3f}" for name in ("accuracy", "f1", "roc_auc")))

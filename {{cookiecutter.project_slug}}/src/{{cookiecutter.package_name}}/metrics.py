@@ -1,0 +1,62 @@
+"""Model quality measures: pure functions of labels, scores and a fitted model."""
+
+import time
+
+import numpy as np
+import pandas as pd
+from sklearn import metrics as skm
+
+CURVE_POINTS = 101
+DIGITS = 6
+
+
+def classification_metrics(y_true: np.ndarray, y_score: np.ndarray, threshold: float) -> dict[str, float]:
+    """Accuracy, precision, recall, F1, ROC AUC and the confusion counts for 0/1 labels."""
+    y_pred = (y_score >= threshold).astype(int)
+    tn, fp, fn, tp = skm.confusion_matrix(y_true, y_pred, labels=[0, 1]).ravel()
+    values = {
+        "accuracy": skm.accuracy_score(y_true, y_pred),
+        "precision": skm.precision_score(y_true, y_pred, zero_division=0),
+        "recall": skm.recall_score(y_true, y_pred, zero_division=0),
+        "f1": skm.f1_score(y_true, y_pred, zero_division=0),
+        "roc_auc": skm.roc_auc_score(y_true, y_score),
+        "average_precision": skm.average_precision_score(y_true, y_score),
+    }
+    rounded = {name: round(float(value), DIGITS) for name, value in values.items()}
+    return {**rounded, "true_negatives": int(tn), "false_positives": int(fp),
+            "false_negatives": int(fn), "true_positives": int(tp), "rows": int(len(y_true))}
+
+
+def roc_points(y_true: np.ndarray, y_score: np.ndarray) -> list[dict[str, float]]:
+    """The ROC curve at a fixed number of false-positive rates, so the file stays small at any size."""
+    fpr, tpr, _ = skm.roc_curve(y_true, y_score)
+    grid = np.linspace(0, 1, CURVE_POINTS)
+    return [{"fpr": round(float(x), DIGITS), "tpr": round(float(y), DIGITS)} for x, y in zip(grid, np.interp(grid, fpr, tpr))]
+
+
+def precision_recall_points(y_true: np.ndarray, y_score: np.ndarray) -> list[dict[str, float]]:
+    """The precision-recall curve at a fixed number of recall levels (best precision at each)."""
+    precision, recall, _ = skm.precision_recall_curve(y_true, y_score)
+    order = np.argsort(recall, kind="stable")
+    grid = np.linspace(0, 1, CURVE_POINTS)
+    best = np.maximum.accumulate(precision[order][::-1])[::-1]
+    return [{"recall": round(float(x), DIGITS), "precision": round(float(y), DIGITS)}
+            for x, y in zip(grid, np.interp(grid, recall[order], best))]
+
+
+def confusion_rows(y_true: np.ndarray, y_pred: np.ndarray, limit: int) -> list[dict[str, int]]:
+    """One record per test row for DVC's confusion template; the first `limit` rows at most."""
+    return [{"actual": int(a), "predicted": int(p)} for a, p in zip(y_true[:limit], y_pred[:limit])]
+
+
+def latency_ms(model, rows: pd.DataFrame) -> dict[str, float]:
+    """Wall time of single-row `predict_proba` calls, as a service answering one request would."""
+    timings = []
+    for index in range(len(rows)):
+        row = rows.iloc[[index]]
+        start = time.perf_counter()
+        model.predict_proba(row)
+        timings.append((time.perf_counter() - start) * 1000)
+    p50, p95, p99 = np.percentile(timings, [50, 95, 99])
+    return {"latency_p50_ms": round(float(p50), 3), "latency_p95_ms": round(float(p95), 3),
+            "latency_p99_ms": round(float(p99), 3), "latency_rows": len(timings)}
