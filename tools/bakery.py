@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 TEMPLATE = Path(__file__).resolve().parents[1]
+ROOT_BUILD = TEMPLATE / "build" / "demo"
 VENV_BIN = Path(sys.executable).parent
 DEFAULT_SLUG = "credit-risk"
 

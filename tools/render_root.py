@@ -46,9 +46,21 @@ def drift(project: Path, root: Path = ROOT) -> list[str]:
     return problems + [f"not in the template: {path}" for path in stale]
 
 
+def restore_missing(project: Path) -> None:
+    """Copy only the instance files the root lacks: in a fresh clone, the DVC-tracked sample data."""
+    for path in instance_files(project):
+        if not (ROOT / path).exists():
+            (ROOT / path).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copyfile(project / path, ROOT / path)
+            print(f"restored {path}")
+
+
 def main() -> None:
     with tempfile.TemporaryDirectory() as scratch:
         project = render_default(Path(scratch) / "out")
+        if "--restore-missing" in sys.argv[1:]:
+            restore_missing(project)
+            return
         for stale in drift(project):
             if stale.startswith("not in the template: "):
                 (ROOT / stale.removeprefix("not in the template: ")).unlink()

@@ -1,0 +1,123 @@
+"""Baking the template: the files each answer gives, the hooks, and the answers it refuses."""
+
+import json
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from tools.bakery import TEMPLATE, VENV_BIN, bake, bake_project, isolated_env
+
+TEMPLATE_DIR = TEMPLATE / "{{cookiecutter.project_slug}}"
+CI_FILES = {"github": ".github", "gitlab": ".gitlab-ci.yml"}
+MUST_HAVE = [
+    "dvc.yaml", "params.yaml", "schema.yaml", "pyproject.toml", "requirements.lock", "README.md",
+    ".dvc/config", ".dvcignore", ".gitignore", "data/README.md", "data/raw/german_credit.csv",
+    "data/raw/german_credit.csv.dvc", "src/{package}/cli.py", "src/{package}/preprocess.py",
+    "src/{package}/validate.py", "src/{package}/train.py", "src/{package}/evaluate.py", "src/{package}/gate.py",
+    "tests/test_pipeline.py",
+]
+
+
+def files_under(root: Path) -> set[str]:
+    return {str(path.relative_to(root)) for path in root.rglob("*")
+            if path.is_file() and ".git" not in path.relative_to(root).parts[:1]}
+
+
+def expected_files(slug: str, package: str, ci: str) -> set[str]:
+    """The template's files with their names rendered, less those the ci answer excludes."""
+    rendered = {name.replace("{{cookiecutter.package_name}}", package) for name in files_under(TEMPLATE_DIR)}
+    excluded = [path for choice, path in CI_FILES.items() if choice != ci]
+    kept = {name for name in rendered if not any(name == ex or name.startswith(ex + "/") for ex in excluded)}
+    return kept | {".dvc/cache/files/md5/da/7564a937d71ee3f028b0b9e7754d8f"}
+
+
+@pytest.mark.parametrize(
+    ("answers", "slug", "package"),
+    [
+        ({}, "credit-risk", "credit_risk"),
+        ({"project_name": "My Fancy PROJECT 2", "ci": "gitlab", "init_git": "no"}, "my-fancy-project-2",
+         "my_fancy_project_2"),
+        ({"project_name": "Churn", "ci": "none"}, "churn", "churn"),
+        ({"project_name": "Fraud", "package_name": "fraud_model", "python_version": "3.12"}, "fraud", "fraud_model"),
+    ],
+    ids=["defaults", "spaces-capitals-gitlab-nogit", "ci-none", "package-override"],
+)
+def test_bake_gives_exactly_the_expected_files(tmp_path, answers, slug, package):
+    result = bake(tmp_path / "out", **answers)
+    assert result.returncode == 0, result.stderr
+    project = tmp_path / "out" / slug
+    ci = answers.get("ci", "github")
+    actual = files_under(project)
+    assert actual == expected_files(slug, package, ci)
+    for name in MUST_HAVE:
+        assert name.format(package=package) in actual
+    assert (project / ".git").exists() == (answers.get("init_git", "yes") == "yes")
+
+
+def test_no_template_syntax_is_left_in_any_file(tmp_path):
+    result = bake(tmp_path / "out", project_name="Leftovers Check")
+    assert result.returncode == 0, result.stderr
+    project = tmp_path / "out" / "leftovers-check"
+    leftovers = [str(path) for path in project.rglob("*")
+                 if path.is_file() and ".git" not in path.parts
+                 and any(marker in path.read_text(errors="ignore") for marker in ("{{", "{%", "cookiecutter."))]
+    assert leftovers == []
+    assert "leftovers-check" in (project / "dvc.yaml").read_text()
+    assert 'leftovers-check = "leftovers_check.cli:main"' in (project / "pyproject.toml").read_text()
+
+
+def test_first_commit_holds_everything_and_works_without_a_git_identity(tmp_path):
+    no_identity = {key: value for key, value in isolated_env(tmp_path).items() if not key.startswith("GIT_")}
+    result = bake(tmp_path / "out", env=no_identity, author_name="Ada Lovelace", author_email="ada@example.com")
+    assert result.returncode == 0, result.stderr
+    project = tmp_path / "out" / "credit-risk"
+    git = lambda *args: subprocess.run(["git", *args], cwd=project, capture_output=True, text=True, check=True).stdout  # noqa: E731
+    assert git("status", "--porcelain") == ""
+    assert git("branch", "--show-current").strip() == "main"
+    assert git("log", "--format=%an <%ae>").strip() == "Ada Lovelace <ada@example.com>"
+    tracked = set(git("ls-files").split())
+    assert {"dvc.yaml", "data/raw/german_credit.csv.dvc", ".dvc/config"} <= tracked
+    assert "data/raw/german_credit.csv" not in tracked  # DVC's, not git's
+
+
+def test_seeded_cache_lets_dvc_see_the_sample_as_committed(tmp_path):
+    project = bake_project(tmp_path)
+    status = json.loads(project.dvc("status", "--json").stdout)
+    assert "data/raw/german_credit.csv.dvc" not in status
+    assert project.dvc("data", "status", "--json").returncode == 0
+
+
+@pytest.mark.parametrize(
+    ("answers", "message"),
+    [
+        ({"project_slug": "Bad Slug"}, "project_slug 'Bad Slug' is not valid"),
+        ({"project_slug": "evil/../x"}, "must not contain path separators"),
+        ({"package_name": "1model"}, "package_name '1model' is not a valid Python package name"),
+        ({"package_name": "json"}, "standard-library module"),
+        # cookiecutter itself refuses a value outside a choice prompt's options, naming them
+        ({"python_version": "2.7"}, "choices are ['3.11', '3.12']"),
+        ({"ci": "jenkins"}, "choices are ['github', 'gitlab', 'none']"),
+        ({"dvc_remote": "http://bucket"}, "dvc_remote 'http://bucket' is not an S3 URL"),
+        ({"dvc_remote": "s3://ok-bucket", "dvc_remote_endpoint_url": "http://key:secret@host"},
+         "dvc_remote_endpoint_url"),
+        ({"description": 'say "hi"'}, "description must be one line without double quotes"),
+    ],
+)
+def test_bad_answers_are_refused_with_a_message_and_leave_nothing(tmp_path, answers, message):
+    output = tmp_path / "out"
+    result = bake(output, **answers)
+    assert result.returncode != 0
+    assert message in result.stderr + result.stdout
+    if "choices are" not in message:
+        assert "Traceback" not in result.stderr
+    left = [str(path.relative_to(output)) for path in output.rglob("*") if path.is_file()]
+    assert left == []
+
+
+def test_generated_project_passes_its_own_tests_and_lint(tmp_path):
+    project = bake_project(tmp_path, project_name="Loan Default")
+    tests = project.run(str(VENV_BIN / "python"), "-m", "pytest", "-q", "-p", "no:cacheprovider")
+    assert " passed" in tests.stdout and "failed" not in tests.stdout
+    project.run(str(VENV_BIN / "ruff"), "check", "--no-cache", ".")
+    project.run(str(VENV_BIN / "ruff"), "format", "--check", "--no-cache", ".")

@@ -1,0 +1,117 @@
+"""The baked project's pipeline, run for real with DVC: what runs, what is skipped, what is reproducible."""
+
+import json
+from pathlib import Path
+
+import yaml
+
+from tools.bakery import VENV_BIN, bake_project
+
+ALL_STAGES = ["preprocess", "validate", "train", "evaluate", "gate"]
+# Outputs whose bytes must not depend on the run. The latency timings (metrics/latency.json, and the
+# gate's latency check) are measurements of the machine, so they are compared without those values.
+DETERMINISTIC_OUTPUTS = [
+    "data/processed/train.parquet",
+    "data/processed/test.parquet",
+    "models/model.joblib",
+    "metrics/validation.json",
+    "metrics/evaluation.json",
+    "plots/roc.json",
+    "plots/precision_recall.json",
+    "plots/confusion_matrix.json",
+]
+
+
+def locked_hashes(project_path: Path) -> dict[str, str]:
+    lock = yaml.safe_load((project_path / "dvc.lock").read_text())
+    return {out["path"]: out["md5"] for stage in lock["stages"].values() for out in stage.get("outs", [])}
+
+
+def set_param(project_path: Path, dotted_key: str, value) -> None:
+    params_file = project_path / "params.yaml"
+    params = yaml.safe_load(params_file.read_text())
+    *parents, last = dotted_key.split(".")
+    node = params
+    for part in parents:
+        node = node[part]
+    node[last] = value
+    params_file.write_text(yaml.safe_dump(params, sort_keys=False))
+
+
+def test_repro_runs_all_five_stages_and_the_gate_passes(reproduced):
+    gate = json.loads((reproduced.path / "metrics" / "gate.json").read_text())
+    assert gate["passed"] is True and gate["checks_failed"] == 0
+    evaluation = json.loads((reproduced.path / "metrics" / "evaluation.json").read_text())
+    assert {"accuracy", "precision", "recall", "f1", "roc_auc"} <= set(evaluation)
+    latency = json.loads((reproduced.path / "metrics" / "latency.json").read_text())
+    assert latency["latency_p99_ms"] > 0
+    assert set(locked_hashes(reproduced.path)) >= set(DETERMINISTIC_OUTPUTS)
+    assert reproduced.git("status", "--porcelain").stdout == ""
+
+
+def test_second_repro_runs_nothing_and_status_is_clean(reproduced):
+    again = reproduced.dvc("repro")
+    assert reproduced.stages_run(again.stdout) == []
+    assert json.loads(reproduced.dvc("status", "--json").stdout) == {}
+
+
+def test_metrics_and_plots_are_declared_for_dvc(reproduced):
+    shown = json.loads(reproduced.dvc("metrics", "show", "--json").stdout)
+    files = next(iter(shown.values()))["data"]
+    assert {"metrics/evaluation.json", "metrics/gate.json", "metrics/validation.json"} <= set(files)
+    plots = json.loads(reproduced.dvc("plots", "show", "--json").stdout)
+    assert {"plots/roc.json", "plots/precision_recall.json", "plots/confusion_matrix.json"} <= set(plots["data"])
+
+
+def test_train_param_change_reruns_train_evaluate_gate_only(reproduced_copy):
+    set_param(reproduced_copy.path, "train.random_forest.max_depth", 6)
+    result = reproduced_copy.dvc("repro")
+    assert reproduced_copy.stages_run(result.stdout) == ["train", "evaluate", "gate"]
+
+
+def test_raw_data_change_reruns_every_stage(reproduced_copy):
+    raw = reproduced_copy.path / "data" / "raw" / "german_credit.csv"
+    lines = raw.read_text().splitlines(keepends=True)
+    raw.write_text("".join(lines[:-5]))  # drop five applicants
+    result = reproduced_copy.dvc("repro")
+    assert reproduced_copy.stages_run(result.stdout) == ALL_STAGES
+
+
+def gate_without_timings(project_path: Path) -> list[dict]:
+    checks = json.loads((project_path / "metrics" / "gate.json").read_text())["checks"]
+    return [{**check, "value": None} if "latency" in check["name"] else check for check in checks]
+
+
+def test_two_clean_runs_give_identical_hashes(reproduced, tmp_path):
+    second = bake_project(tmp_path)
+    second.dvc("repro")
+    first_hashes, second_hashes = locked_hashes(reproduced.path), locked_hashes(second.path)
+    assert {path: first_hashes[path] for path in DETERMINISTIC_OUTPUTS} == {
+        path: second_hashes[path] for path in DETERMINISTIC_OUTPUTS
+    }
+    assert gate_without_timings(reproduced.path) == gate_without_timings(second.path)
+
+
+def test_failed_gate_fails_repro_and_names_the_check(reproduced_copy):
+    set_param(reproduced_copy.path, "gate.performance.accuracy_min", 0.99)
+    result = reproduced_copy.dvc("repro", check=False)
+    assert result.returncode != 0
+    assert "accuracy >= 0.99" in result.stdout + result.stderr
+    assert json.loads((reproduced_copy.path / "metrics" / "gate.json").read_text())["passed"] is False
+
+
+def test_bad_param_is_a_clear_error_without_traceback(reproduced_copy):
+    set_param(reproduced_copy.path, "train.estimator", "svm")
+    model_before = (reproduced_copy.path / "models" / "model.joblib").read_bytes()
+    result = reproduced_copy.command("train", check=False)
+    assert result.returncode == 2
+    assert "train.estimator 'svm' is unknown: choose one of" in result.stderr
+    assert "Traceback" not in result.stderr
+    assert (reproduced_copy.path / "models" / "model.joblib").read_bytes() == model_before
+
+
+def test_console_command_lists_every_stage(reproduced):
+    help_text = reproduced.command("--help").stdout
+    for stage in ALL_STAGES:
+        assert stage in help_text
+    assert (VENV_BIN / "dvc").exists()

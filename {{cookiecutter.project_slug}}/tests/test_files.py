@@ -1,0 +1,50 @@
+from pathlib import Path
+
+import pytest
+
+from {{ cookiecutter.package_name }}.errors import PipelineError
+from {{ cookiecutter.package_name }}.files import read_raw_csv, write_json
+from {{ cookiecutter.package_name }}.schema import ColumnSpec, Schema
+
+SCHEMA = Schema(columns={"age": ColumnSpec("integer"), "city": ColumnSpec("categorical", nullable=True)})
+
+
+def write(tmp_path: Path, text: str) -> Path:
+    path = tmp_path / "data.csv"
+    path.write_text(text)
+    return path
+
+
+def test_reads_columns_in_schema_types(tmp_path):
+    frame = read_raw_csv(write(tmp_path, "city,age,extra\nOslo,30,x\n,41,y\n"), SCHEMA)
+    assert list(frame.columns) == ["age", "city"]
+    assert str(frame["age"].dtype) == "float64"
+    assert str(frame["city"].dtype) == "category"
+    assert frame["city"].isna().sum() == 1
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("", "empty"),
+        ("age,city\n", "no data rows"),
+        ("age,town\n30,Oslo\n", "missing columns ['city']"),
+        ("age;city\n30;Oslo\n", "set data.csv_delimiter"),
+        ("age,city\n30,Oslo\nthirty,Bergen\n", "column 'age' must be integer but 1 rows hold text, e.g. 'thirty'"),
+    ],
+)
+def test_bad_csv_is_rejected_with_the_reason(tmp_path, text, expected):
+    with pytest.raises(PipelineError, match=expected.replace("[", r"\[").replace("]", r"\]")):
+        read_raw_csv(write(tmp_path, text), SCHEMA)
+
+
+def test_missing_file_names_the_param_to_set(tmp_path):
+    with pytest.raises(PipelineError, match="paths.raw"):
+        read_raw_csv(tmp_path / "absent.csv", SCHEMA)
+
+
+def test_json_is_written_with_sorted_keys_and_stable_bytes(tmp_path):
+    write_json({"b": 1, "a": [2, 1]}, tmp_path / "out" / "m.json")
+    write_json({"a": [2, 1], "b": 1}, tmp_path / "again.json")
+    assert (tmp_path / "out" / "m.json").read_bytes() == (tmp_path / "again.json").read_bytes()
+    assert (tmp_path / "again.json").read_text().index('"a"') < (tmp_path / "again.json").read_text().index('"b"')

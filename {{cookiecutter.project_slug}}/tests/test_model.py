@@ -1,0 +1,42 @@
+import numpy as np
+import pandas as pd
+import pytest
+
+from {{ cookiecutter.package_name }}.errors import PipelineError
+from {{ cookiecutter.package_name }}.model import ESTIMATORS, binary_labels, build_pipeline, make_estimator
+
+
+def frame(rows: int = 60) -> pd.DataFrame:
+    rng = np.random.default_rng(0)
+    amount = rng.normal(size=rows)
+    return pd.DataFrame(
+        {
+            "amount": np.where(np.arange(rows) % 7 == 0, np.nan, amount),
+            "colour": pd.Categorical(rng.choice(["red", "blue", None], size=rows)),
+        }
+    )
+
+
+@pytest.mark.parametrize("name", sorted(ESTIMATORS))
+def test_every_estimator_fits_through_the_same_pipeline(name):
+    features = frame()
+    labels = (features["amount"].fillna(0) > 0).astype(int).to_numpy()
+    model = build_pipeline(["amount"], ["colour"], make_estimator(name, {}, seed=0)).fit(features, labels)
+    unseen = pd.DataFrame({"amount": [0.5], "colour": pd.Categorical(["green"])})
+    assert model.predict_proba(unseen).shape == (1, 2)
+
+
+def test_seed_reaches_the_estimator():
+    assert make_estimator("random_forest", {"n_estimators": 5}, seed=7).get_params()["random_state"] == 7
+
+
+def test_unknown_estimator_and_hyper_parameter_are_named():
+    with pytest.raises(PipelineError, match="train.estimator 'svm' is unknown"):
+        make_estimator("svm", {}, seed=0)
+    with pytest.raises(PipelineError, match=r"unknown hyper-parameters \['depth'\]"):
+        make_estimator("random_forest", {"depth": 3}, seed=0)
+
+
+def test_binary_labels_compare_numbers_as_numbers_and_text_as_text():
+    assert binary_labels(pd.Series([0.0, 1.0, 1.0]), 1).tolist() == [0, 1, 1]
+    assert binary_labels(pd.Series(["bad", "good"], dtype="category"), "good").tolist() == [0, 1]
