@@ -3,7 +3,8 @@ from pathlib import Path
 import pytest
 
 from {{ cookiecutter.package_name }}.errors import PipelineError
-from {{ cookiecutter.package_name }}.files import read_raw_csv, write_json
+from {{ cookiecutter.package_name }}.files import write_json
+from {{ cookiecutter.package_name }}.raw_data import read_raw_csv
 from {{ cookiecutter.package_name }}.schema import ColumnSpec, Schema
 
 SCHEMA = Schema(columns={"age": ColumnSpec("integer"), "city": ColumnSpec("categorical", nullable=True)})
