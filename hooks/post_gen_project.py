@@ -48,6 +48,8 @@ def seed_dvc_cache() -> None:
     """
     for dvc_file in sorted(Path("data").rglob("*.dvc")):
         for md5, data_file in dvc_tracked_outputs(dvc_file):
+            if not data_file.exists():
+                sys.exit(f"error: {data_file} is missing from the template; restore it with git")
             actual = hashlib.md5(data_file.read_bytes()).hexdigest()
             if actual != md5:
                 sys.exit(f"error: {data_file} does not match the md5 in {dvc_file}; the template is broken")
