@@ -23,15 +23,24 @@ def classification_metrics(y_true: np.ndarray, y_score: np.ndarray, threshold: f
         "average_precision": skm.average_precision_score(y_true, y_score),
     }
     rounded = {name: round(float(value), DIGITS) for name, value in values.items()}
-    return {**rounded, "true_negatives": int(tn), "false_positives": int(fp),
-            "false_negatives": int(fn), "true_positives": int(tp), "rows": int(len(y_true))}
+    return {
+        **rounded,
+        "true_negatives": int(tn),
+        "false_positives": int(fp),
+        "false_negatives": int(fn),
+        "true_positives": int(tp),
+        "rows": int(len(y_true)),
+    }
 
 
 def roc_points(y_true: np.ndarray, y_score: np.ndarray) -> list[dict[str, float]]:
     """The ROC curve at a fixed number of false-positive rates, so the file stays small at any size."""
     fpr, tpr, _ = skm.roc_curve(y_true, y_score)
     grid = np.linspace(0, 1, CURVE_POINTS)
-    return [{"fpr": round(float(x), DIGITS), "tpr": round(float(y), DIGITS)} for x, y in zip(grid, np.interp(grid, fpr, tpr))]
+    return [
+        {"fpr": round(float(x), DIGITS), "tpr": round(float(y), DIGITS)}
+        for x, y in zip(grid, np.interp(grid, fpr, tpr), strict=True)
+    ]
 
 
 def precision_recall_points(y_true: np.ndarray, y_score: np.ndarray) -> list[dict[str, float]]:
@@ -40,13 +49,15 @@ def precision_recall_points(y_true: np.ndarray, y_score: np.ndarray) -> list[dic
     order = np.argsort(recall, kind="stable")
     grid = np.linspace(0, 1, CURVE_POINTS)
     best = np.maximum.accumulate(precision[order][::-1])[::-1]
-    return [{"recall": round(float(x), DIGITS), "precision": round(float(y), DIGITS)}
-            for x, y in zip(grid, np.interp(grid, recall[order], best))]
+    return [
+        {"recall": round(float(x), DIGITS), "precision": round(float(y), DIGITS)}
+        for x, y in zip(grid, np.interp(grid, recall[order], best), strict=True)
+    ]
 
 
 def confusion_rows(y_true: np.ndarray, y_pred: np.ndarray, limit: int) -> list[dict[str, int]]:
     """One record per test row for DVC's confusion template; the first `limit` rows at most."""
-    return [{"actual": int(a), "predicted": int(p)} for a, p in zip(y_true[:limit], y_pred[:limit])]
+    return [{"actual": int(a), "predicted": int(p)} for a, p in zip(y_true[:limit], y_pred[:limit], strict=True)]
 
 
 def latency_ms(model, rows: pd.DataFrame) -> dict[str, float]:
@@ -58,5 +69,9 @@ def latency_ms(model, rows: pd.DataFrame) -> dict[str, float]:
         model.predict_proba(row)
         timings.append((time.perf_counter() - start) * 1000)
     p50, p95, p99 = np.percentile(timings, [50, 95, 99])
-    return {"latency_p50_ms": round(float(p50), 3), "latency_p95_ms": round(float(p95), 3),
-            "latency_p99_ms": round(float(p99), 3), "latency_rows": len(timings)}
+    return {
+        "latency_p50_ms": round(float(p50), 3),
+        "latency_p95_ms": round(float(p95), 3),
+        "latency_p99_ms": round(float(p99), 3),
+        "latency_rows": len(timings),
+    }

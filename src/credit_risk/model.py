@@ -34,7 +34,8 @@ def make_estimator(name: str, hyperparameters: dict[str, Any], seed: int):
     unknown = sorted(set(hyperparameters) - set(accepted))
     if unknown:
         raise PipelineError(
-            f"train.{name} has unknown hyper-parameters {unknown}; {estimator_class.__name__} accepts {sorted(accepted)}"
+            f"train.{name} has unknown hyper-parameters {unknown}; "
+            f"{estimator_class.__name__} accepts {sorted(accepted)}"
         )
     seeded = {"random_state": seed} if "random_state" in accepted else {}
     return estimator_class(**{**seeded, **hyperparameters})
@@ -47,10 +48,12 @@ def build_pipeline(numeric: list[str], categorical: list[str], estimator) -> Pip
             ("numeric", Pipeline([("impute", SimpleImputer(strategy="median")), ("scale", StandardScaler())]), numeric),
             (
                 "categorical",
-                Pipeline([
-                    ("impute", SimpleImputer(strategy="constant", fill_value="missing")),
-                    ("encode", OneHotEncoder(handle_unknown="ignore", sparse_output=False)),
-                ]),
+                Pipeline(
+                    [
+                        ("impute", SimpleImputer(strategy="constant", fill_value="missing")),
+                        ("encode", OneHotEncoder(handle_unknown="ignore", sparse_output=False)),
+                    ]
+                ),
                 categorical,
             ),
         ],

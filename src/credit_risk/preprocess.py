@@ -4,8 +4,9 @@ import pandas as pd
 from sklearn.model_selection import train_test_split
 
 from .errors import PipelineError
-from .files import read_raw_csv, write_parquet
+from .files import write_parquet
 from .params import load_params, param, path_param
+from .raw_data import read_raw_csv
 from .schema import load_schema
 
 

@@ -50,7 +50,7 @@ def load_schema(path: Path) -> Schema:
         raise PipelineError(f"{path} is not valid YAML: {error}") from None
     columns = raw.get("columns")
     if not isinstance(columns, dict) or not columns:
-        raise PipelineError(f"{path} needs a 'columns' mapping: column name -> {{type: ..., ...}}")
+        raise PipelineError(f"{path} needs a 'columns' mapping from each column name to its type and rules")
     return Schema(
         columns={str(name): _column_spec(path, str(name), spec) for name, spec in columns.items()},
         min_rows=int((raw.get("dataset") or {}).get("min_rows", 1)),

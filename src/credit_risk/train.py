@@ -1,7 +1,7 @@
 """Stage 3: fit one Pipeline (preprocessing + estimator) on the train split and save it."""
 
-from .files import read_json, read_parquet
 from .errors import PipelineError
+from .files import read_json, read_parquet
 from .model import binary_labels, build_pipeline, make_estimator, save_model
 from .params import load_params, param, path_param
 
@@ -14,7 +14,7 @@ def main() -> None:
     frame = read_parquet(path_param(params, "train"))
     features = frame.drop(columns=[target, *param(params, "train.exclude_columns")], errors="ignore")
     name = param(params, "train.estimator")
-    estimator = make_estimator(name, param(params, f"train.{name}") or {}, param(params, "train.seed"))
+    estimator = make_estimator(name, param(params, "train").get(name) or {}, param(params, "train.seed"))
     model = build_pipeline(
         numeric=features.select_dtypes("number").columns.tolist(),
         categorical=features.select_dtypes("category").columns.tolist(),
