@@ -3,7 +3,7 @@ from pathlib import Path
 import pytest
 
 from {{ cookiecutter.package_name }}.errors import PipelineError
-from {{ cookiecutter.package_name }}.files import write_json
+from {{ cookiecutter.package_name }}.files import write_json, write_with
 from {{ cookiecutter.package_name }}.raw_data import read_raw_csv
 from {{ cookiecutter.package_name }}.schema import ColumnSpec, Schema
 
@@ -49,3 +49,17 @@ def test_json_is_written_with_sorted_keys_and_stable_bytes(tmp_path):
     write_json({"a": [2, 1], "b": 1}, tmp_path / "again.json")
     assert (tmp_path / "out" / "m.json").read_bytes() == (tmp_path / "again.json").read_bytes()
     assert (tmp_path / "again.json").read_text().index('"a"') < (tmp_path / "again.json").read_text().index('"b"')
+
+
+def test_a_failed_write_leaves_the_previous_file_whole(tmp_path):
+    target = tmp_path / "model.bin"
+    target.write_bytes(b"the good model")
+
+    def crash_half_way(partial: Path) -> None:
+        partial.write_bytes(b"half a mo")
+        raise KeyboardInterrupt  # the stage is killed mid-write
+
+    with pytest.raises(KeyboardInterrupt):
+        write_with(crash_half_way, target)
+    assert target.read_bytes() == b"the good model"
+    assert [path.name for path in tmp_path.iterdir()] == ["model.bin"]

@@ -17,6 +17,7 @@ from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import OneHotEncoder, StandardScaler
 
 from .errors import PipelineError
+from .files import require, write_with
 
 ESTIMATORS = {
     "random_forest": RandomForestClassifier,
@@ -63,14 +64,11 @@ def build_pipeline(numeric: list[str], categorical: list[str], estimator) -> Pip
 
 
 def save_model(model: Pipeline, path: Path) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    joblib.dump(model, path)
+    write_with(lambda partial: joblib.dump(model, partial), path)
 
 
 def load_model(path: Path) -> Pipeline:
-    if not path.exists():
-        raise PipelineError(f"{path} not found: run `dvc repro` so the train stage writes it")
-    return joblib.load(path)
+    return joblib.load(require(path))
 
 
 def binary_labels(values: pd.Series, positive_class) -> np.ndarray:
