@@ -1,5 +1,4 @@
 import pytest
-
 from tools.bakery import Project, bake_project
 
 

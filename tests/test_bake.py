@@ -5,23 +5,39 @@ import subprocess
 from pathlib import Path
 
 import pytest
-
 from tools.bakery import TEMPLATE, VENV_BIN, bake, bake_project, isolated_env
 
 TEMPLATE_DIR = TEMPLATE / "{{cookiecutter.project_slug}}"
 CI_FILES = {"github": ".github", "gitlab": ".gitlab-ci.yml"}
 MUST_HAVE = [
-    "dvc.yaml", "params.yaml", "schema.yaml", "pyproject.toml", "requirements.lock", "README.md",
-    ".dvc/config", ".dvcignore", ".gitignore", "data/README.md", "data/raw/german_credit.csv",
-    "data/raw/german_credit.csv.dvc", "src/{package}/cli.py", "src/{package}/preprocess.py",
-    "src/{package}/validate.py", "src/{package}/train.py", "src/{package}/evaluate.py", "src/{package}/gate.py",
+    "dvc.yaml",
+    "params.yaml",
+    "schema.yaml",
+    "pyproject.toml",
+    "requirements.lock",
+    "README.md",
+    ".dvc/config",
+    ".dvcignore",
+    ".gitignore",
+    "data/README.md",
+    "data/raw/german_credit.csv",
+    "data/raw/german_credit.csv.dvc",
+    "src/{package}/cli.py",
+    "src/{package}/preprocess.py",
+    "src/{package}/validate.py",
+    "src/{package}/train.py",
+    "src/{package}/evaluate.py",
+    "src/{package}/gate.py",
     "tests/test_pipeline.py",
 ]
 
 
 def files_under(root: Path) -> set[str]:
-    return {str(path.relative_to(root)) for path in root.rglob("*")
-            if path.is_file() and ".git" not in path.relative_to(root).parts[:1]}
+    return {
+        str(path.relative_to(root))
+        for path in root.rglob("*")
+        if path.is_file() and ".git" not in path.relative_to(root).parts[:1]
+    }
 
 
 def expected_files(slug: str, package: str, ci: str) -> set[str]:
@@ -36,8 +52,11 @@ def expected_files(slug: str, package: str, ci: str) -> set[str]:
     ("answers", "slug", "package"),
     [
         ({}, "credit-risk", "credit_risk"),
-        ({"project_name": "My Fancy PROJECT 2", "ci": "gitlab", "init_git": "no"}, "my-fancy-project-2",
-         "my_fancy_project_2"),
+        (
+            {"project_name": "My Fancy PROJECT 2", "ci": "gitlab", "init_git": "no"},
+            "my-fancy-project-2",
+            "my_fancy_project_2",
+        ),
         ({"project_name": "Churn", "ci": "none"}, "churn", "churn"),
         ({"project_name": "Fraud", "package_name": "fraud_model", "python_version": "3.12"}, "fraud", "fraud_model"),
     ],
@@ -59,9 +78,13 @@ def test_no_template_syntax_is_left_in_any_file(tmp_path):
     result = bake(tmp_path / "out", project_name="Leftovers Check")
     assert result.returncode == 0, result.stderr
     project = tmp_path / "out" / "leftovers-check"
-    leftovers = [str(path) for path in project.rglob("*")
-                 if path.is_file() and ".git" not in path.parts
-                 and any(marker in path.read_text(errors="ignore") for marker in ("{{", "{%", "cookiecutter."))]
+    leftovers = [
+        str(path)
+        for path in project.rglob("*")
+        if path.is_file()
+        and ".git" not in path.parts
+        and any(marker in path.read_text(errors="ignore") for marker in ("{{", "{%", "cookiecutter."))
+    ]
     assert leftovers == []
     assert "leftovers-check" in (project / "dvc.yaml").read_text()
     assert 'leftovers-check = "leftovers_check.cli:main"' in (project / "pyproject.toml").read_text()
@@ -99,8 +122,10 @@ def test_seeded_cache_lets_dvc_see_the_sample_as_committed(tmp_path):
         ({"python_version": "2.7"}, "choices are ['3.11', '3.12']"),
         ({"ci": "jenkins"}, "choices are ['github', 'gitlab', 'none']"),
         ({"dvc_remote": "http://bucket"}, "dvc_remote 'http://bucket' is not an S3 URL"),
-        ({"dvc_remote": "s3://ok-bucket", "dvc_remote_endpoint_url": "http://key:secret@host"},
-         "dvc_remote_endpoint_url"),
+        (
+            {"dvc_remote": "s3://ok-bucket", "dvc_remote_endpoint_url": "http://key:secret@host"},
+            "dvc_remote_endpoint_url",
+        ),
         ({"description": 'say "hi"'}, "description must be one line without double quotes"),
     ],
 )

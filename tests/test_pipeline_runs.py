@@ -4,7 +4,6 @@ import json
 from pathlib import Path
 
 import yaml
-
 from tools.bakery import VENV_BIN, bake_project
 
 ALL_STAGES = ["preprocess", "validate", "train", "evaluate", "gate"]

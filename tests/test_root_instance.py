@@ -4,7 +4,6 @@ import json
 import subprocess
 
 import yaml
-
 from tools.bakery import VENV_BIN, isolated_env
 from tools.render_root import ROOT, drift, render_default
 
@@ -23,7 +22,11 @@ def test_root_lock_records_every_stage():
 def test_root_pipeline_is_up_to_date_after_setup(tmp_path):
     """`make setup` reproduces the root instance; afterwards DVC finds nothing to re-run."""
     status = subprocess.run(
-        [str(VENV_BIN / "dvc"), "status", "--json"], cwd=ROOT, capture_output=True, text=True, env=isolated_env(tmp_path)
+        [str(VENV_BIN / "dvc"), "status", "--json"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        env=isolated_env(tmp_path),
     )
     assert status.returncode == 0, status.stderr
     assert json.loads(status.stdout) == {}, "run `make setup` (it runs `dvc repro` at the root)"
@@ -32,6 +35,10 @@ def test_root_pipeline_is_up_to_date_after_setup(tmp_path):
 def test_template_sample_data_is_tracked_by_git():
     """The generated project's data/raw/.gitignore must not hide the template's own copy of the sample."""
     tracked = subprocess.run(
-        ["git", "ls-files", "{{cookiecutter.project_slug}}/data/raw"], cwd=ROOT, capture_output=True, text=True, check=True
+        ["git", "ls-files", "{{cookiecutter.project_slug}}/data/raw"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        check=True,
     ).stdout.split()
     assert "{{cookiecutter.project_slug}}/data/raw/german_credit.csv" in tracked

@@ -88,9 +88,19 @@ def bake(output_dir: Path, env: dict[str, str] | None = None, **answers: str) ->
     config.write_text(f"replay_dir: {scratch / 'replay'}\ncookiecutters_dir: {scratch / 'cookiecutters'}\n")
     extra = [f"{key}={value}" for key, value in answers.items()]
     return subprocess.run(
-        [str(VENV_BIN / "cookiecutter"), "--no-input", "--config-file", str(config),
-         "--output-dir", str(output_dir), str(TEMPLATE), *extra],
-        env=env, capture_output=True, text=True,
+        [
+            str(VENV_BIN / "cookiecutter"),
+            "--no-input",
+            "--config-file",
+            str(config),
+            "--output-dir",
+            str(output_dir),
+            str(TEMPLATE),
+            *extra,
+        ],
+        env=env,
+        capture_output=True,
+        text=True,
     )
 
 
@@ -99,9 +109,22 @@ def make_project(path: Path, scratch: Path) -> Project:
     env = isolated_env(scratch)
     prefix = scratch / "prefix"
     subprocess.run(
-        [sys.executable, "-m", "pip", "install", "--quiet", "--no-deps", "--no-build-isolation",
-         "--prefix", str(prefix), "-e", str(path)],
-        check=True, capture_output=True, env=env,
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "install",
+            "--quiet",
+            "--no-deps",
+            "--no-build-isolation",
+            "--prefix",
+            str(prefix),
+            "-e",
+            str(path),
+        ],
+        check=True,
+        capture_output=True,
+        env=env,
     )
     env["PATH"] = f"{prefix / 'bin'}{os.pathsep}{env['PATH']}"
     env["PYTHONPATH"] = str(path / "src")

@@ -6,7 +6,6 @@ What a new user sees after `cookiecutter <template>` and `dvc repro`; the exit s
 import shutil
 import subprocess
 import sys
-from pathlib import Path
 
 from tools.bakery import ROOT_BUILD, VENV_BIN, bake_project
 

@@ -31,18 +31,25 @@ def render_default(into: Path) -> Path:
 def instance_files(project: Path) -> list[Path]:
     """Paths, relative to the project, of the rendered files that the root instance holds."""
     files = [path.relative_to(project) for path in project.rglob("*") if path.is_file()]
-    return sorted(path for path in files if not any(
-        path == Path(excluded) or Path(excluded) in path.parents for excluded in NOT_IN_ROOT))
+    return sorted(
+        path
+        for path in files
+        if not any(path == Path(excluded) or Path(excluded) in path.parents for excluded in NOT_IN_ROOT)
+    )
 
 
 def drift(project: Path, root: Path = ROOT) -> list[str]:
     """How the root differs from a fresh rendering: changed or missing files, and stale code files."""
     expected = instance_files(project)
-    problems = [f"differs: {path}" for path in expected
-                if not (root / path).is_file() or not filecmp.cmp(project / path, root / path, shallow=False)]
+    problems = [
+        f"differs: {path}"
+        for path in expected
+        if not (root / path).is_file() or not filecmp.cmp(project / path, root / path, shallow=False)
+    ]
     rendered_code = {path for path in expected if path.parts[0] == "src"}
-    stale = sorted(path.relative_to(root) for path in (root / "src").rglob("*.py")
-                   if path.relative_to(root) not in rendered_code)
+    stale = sorted(
+        path.relative_to(root) for path in (root / "src").rglob("*.py") if path.relative_to(root) not in rendered_code
+    )
     return problems + [f"not in the template: {path}" for path in stale]
 
 
