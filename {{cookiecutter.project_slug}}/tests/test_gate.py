@@ -1,0 +1,44 @@
+import pytest
+
+from {{ cookiecutter.package_name }}.errors import PipelineError
+from {{ cookiecutter.package_name }}.gate import comparison_check, data_quality_checks, threshold_checks
+
+METRICS = {"accuracy": 0.8, "f1": 0.85, "latency_p99_ms": 12.0}
+
+
+def test_min_and_max_thresholds():
+    checks = threshold_checks({"accuracy_min": 0.9, "latency_p99_ms_max": 50}, METRICS, "performance")
+    assert [(check.name, check.passed) for check in checks] == [
+        ("performance: accuracy >= 0.9", False),
+        ("performance: latency_p99_ms <= 50", True),
+    ]
+
+
+def test_unknown_metric_or_suffix_is_named():
+    with pytest.raises(PipelineError, match="no metric 'auc'"):
+        threshold_checks({"auc_min": 0.5}, METRICS, "performance")
+    with pytest.raises(PipelineError, match="end in _min or _max"):
+        threshold_checks({"accuracy": 0.5}, METRICS, "performance")
+
+
+@pytest.mark.parametrize(("share_of_production", "passes"), [(0.97, False), (0.99, True)])
+def test_comparison_with_the_production_model(share_of_production, passes):
+    baseline = {"version": "v1.0.0", "metrics": {"f1": METRICS["f1"] / share_of_production}}
+    check = comparison_check({"metric": "f1", "min_ratio": 0.98}, METRICS, baseline)
+    assert check.passed is passes
+
+
+def test_no_baseline_passes_and_says_so():
+    check = comparison_check({"metric": "f1", "min_ratio": 0.98}, METRICS, {"metrics": None})
+    assert check.passed and "no baseline" in check.detail
+
+
+def test_data_quality_reads_the_worst_missing_rate_from_validation():
+    validation = {
+        "passed": True,
+        "checks_failed": 0,
+        "checks": [{"name": "train: missing rate", "value": 0.3}, {"name": "test: missing rate", "value": 0.5}],
+    }
+    checks = data_quality_checks({"missing_rate_max": 0.45}, validation)
+    assert [check.passed for check in checks] == [True, False]
+    assert checks[1].value == 0.5
