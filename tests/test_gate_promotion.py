@@ -3,7 +3,6 @@
 import json
 import subprocess
 
-from tests.test_pipeline_runs import set_param
 from tools.bakery import VENV_BIN
 
 ARTIFACT = "credit-risk-model"
@@ -18,7 +17,7 @@ def candidate_f1(project) -> float:
 
 
 def test_weak_candidate_fails_the_gate_naming_each_failed_check(reproduced_copy):
-    set_param(reproduced_copy.path, "train.random_forest", {"n_estimators": 1, "max_depth": 1})
+    reproduced_copy.set_param("train.random_forest", {"n_estimators": 1, "max_depth": 1})
     result = reproduced_copy.dvc("repro", check=False)
     assert result.returncode != 0
     gate = json.loads((reproduced_copy.path / "metrics" / "gate.json").read_text())
@@ -41,21 +40,21 @@ def test_candidate_at_97_percent_of_production_fails_and_at_99_passes(reproduced
 
 def test_fairness_gap_over_the_limit_fails(reproduced_copy):
     gap = json.loads((reproduced_copy.path / "metrics" / "fairness.json").read_text())["max_gap"]
-    set_param(reproduced_copy.path, "gate.fairness.max_gap", round(gap / 2, 6))
+    reproduced_copy.set_param("gate.fairness.max_gap", round(gap / 2, 6))
     result = reproduced_copy.command("gate", check=False)
     assert result.returncode == 1
     assert f"fairness: largest group gap <= {round(gap / 2, 6)}" in result.stdout
 
 
 def test_promote_refuses_an_uncommitted_run(reproduced_copy):
-    set_param(reproduced_copy.path, "split.seed", 7)
+    reproduced_copy.set_param("split.seed", 7)
     result = reproduced_copy.command("promote", check=False)
     assert result.returncode == 2 and "uncommitted changes" in result.stderr
     assert reproduced_copy.git("tag").stdout == ""
 
 
 def test_promote_refuses_a_failing_gate(reproduced_copy):
-    set_param(reproduced_copy.path, "gate.performance.accuracy_min", 0.99)
+    reproduced_copy.set_param("gate.performance.accuracy_min", 0.99)
     reproduced_copy.dvc("repro", check=False)
     reproduced_copy.commit_all("A run whose gate failed")
     result = reproduced_copy.command("promote", check=False)
@@ -74,7 +73,7 @@ def test_promoted_model_is_tagged_and_restored_by_tag_and_checkout(reproduced_co
     assert project.git("status", "--porcelain").stdout == ""
     assert json.loads(project.dvc("status", "--json").stdout) == {}
 
-    set_param(project.path, "train.random_forest.max_depth", 4)  # a new candidate replaces the model
+    project.set_param("train.random_forest.max_depth", 4)  # a new candidate replaces the model
     project.dvc("repro", check=False)
     project.commit_all("Another candidate")
     model = project.path / "models" / "model.joblib"

@@ -26,17 +26,6 @@ def locked_hashes(project_path: Path) -> dict[str, str]:
     return {out["path"]: out["md5"] for stage in lock["stages"].values() for out in stage.get("outs", [])}
 
 
-def set_param(project_path: Path, dotted_key: str, value) -> None:
-    params_file = project_path / "params.yaml"
-    params = yaml.safe_load(params_file.read_text())
-    *parents, last = dotted_key.split(".")
-    node = params
-    for part in parents:
-        node = node[part]
-    node[last] = value
-    params_file.write_text(yaml.safe_dump(params, sort_keys=False))
-
-
 def test_repro_runs_all_five_stages_and_the_gate_passes(reproduced):
     gate = json.loads((reproduced.path / "metrics" / "gate.json").read_text())
     assert gate["passed"] is True and gate["checks_failed"] == 0
@@ -63,7 +52,7 @@ def test_metrics_and_plots_are_declared_for_dvc(reproduced):
 
 
 def test_train_param_change_reruns_train_evaluate_gate_only(reproduced_copy):
-    set_param(reproduced_copy.path, "train.random_forest.max_depth", 6)
+    reproduced_copy.set_param("train.random_forest.max_depth", 6)
     result = reproduced_copy.dvc("repro")
     assert reproduced_copy.stages_run(result.stdout) == ["train", "evaluate", "gate"]
 
@@ -72,7 +61,7 @@ def test_raw_data_change_reruns_every_stage(reproduced_copy):
     raw = reproduced_copy.path / "data" / "raw" / "german_credit.csv"
     lines = raw.read_text().splitlines(keepends=True)
     raw.write_text("".join(lines[:-5]))  # drop five applicants
-    result = reproduced_copy.dvc("repro")
+    result = reproduced_copy.dvc("repro", check=False)  # the verdict on the new data is not the point
     assert reproduced_copy.stages_run(result.stdout) == ALL_STAGES
 
 
@@ -92,7 +81,7 @@ def test_two_clean_runs_give_identical_hashes(reproduced, tmp_path):
 
 
 def test_failed_gate_fails_repro_and_names_the_check(reproduced_copy):
-    set_param(reproduced_copy.path, "gate.performance.accuracy_min", 0.99)
+    reproduced_copy.set_param("gate.performance.accuracy_min", 0.99)
     result = reproduced_copy.dvc("repro", check=False)
     assert result.returncode != 0
     assert "accuracy >= 0.99" in result.stdout + result.stderr
@@ -100,7 +89,7 @@ def test_failed_gate_fails_repro_and_names_the_check(reproduced_copy):
 
 
 def test_bad_param_is_a_clear_error_without_traceback(reproduced_copy):
-    set_param(reproduced_copy.path, "train.estimator", "svm")
+    reproduced_copy.set_param("train.estimator", "svm")
     model_before = (reproduced_copy.path / "models" / "model.joblib").read_bytes()
     result = reproduced_copy.command("train", check=False)
     assert result.returncode == 2

@@ -12,6 +12,8 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
+import yaml
+
 TEMPLATE = Path(__file__).resolve().parents[1]
 ROOT_BUILD = TEMPLATE / "build" / "demo"
 VENV_BIN = Path(sys.executable).parent
@@ -48,6 +50,17 @@ class Project:
 
     def stages_run(self, repro_output: str) -> list[str]:
         return [line.split("'")[1] for line in repro_output.splitlines() if line.startswith("Running stage '")]
+
+    def set_param(self, dotted_key: str, value) -> None:
+        """Change one key of the project's params.yaml, as a user editing it would."""
+        params_file = self.path / "params.yaml"
+        params = yaml.safe_load(params_file.read_text())
+        *parents, last = dotted_key.split(".")
+        node = params
+        for part in parents:
+            node = node[part]
+        node[last] = value
+        params_file.write_text(yaml.safe_dump(params, sort_keys=False))
 
     def commit_all(self, message: str) -> None:
         self.git("add", "--all")
@@ -117,6 +130,8 @@ def make_project(path: Path, scratch: Path) -> Project:
             "--quiet",
             "--no-deps",
             "--no-build-isolation",
+            # never uninstall this environment's own copy (the root instance has the default name)
+            "--ignore-installed",
             "--prefix",
             str(prefix),
             "-e",

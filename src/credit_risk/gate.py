@@ -1,5 +1,12 @@
-"""Stage 5: the model validation gate. Every `<metric>_min` / `<metric>_max` in params' `gate`
-section is checked against the metrics evaluate wrote; any failure fails `dvc repro`."""
+"""Stage 5: the model validation gate. It decides whether the candidate may replace the production model.
+
+Checks, each configured in params.yaml's `gate` section:
+- performance: every `<metric>_min` / `<metric>_max` against the metrics evaluate wrote;
+- comparison: the candidate's metric is at least `min_ratio` of the production model's (the baseline);
+- data_quality: validation passed and no column's missing rate exceeds `missing_rate_max`;
+- fairness: the largest group gap is at most `max_gap`; robustness: the largest drop at most `max_drop`.
+Any failed check fails `dvc repro`, one line per check.
+"""
 
 from typing import Any
 
@@ -26,10 +33,64 @@ def threshold_checks(thresholds: dict[str, Any], metrics: dict[str, Any], sectio
     return checks
 
 
+def comparison_check(settings: dict[str, Any], metrics: dict[str, Any], baseline: dict[str, Any]) -> Check:
+    """The candidate against the production model; with no production model yet, it passes and says so."""
+    metric, ratio = settings["metric"], settings["min_ratio"]
+    name = f"comparison: {metric} >= {ratio} x production"
+    production = (baseline.get("metrics") or {}).get(metric)
+    if production is None:
+        return Check(name, True, metrics[metric], None, detail="no baseline: no model has been promoted yet")
+    floor = round(ratio * production, 6)
+    return Check(
+        name,
+        metrics[metric] >= floor,
+        metrics[metric],
+        floor,
+        detail=f"production {baseline.get('version', '')} has {metric} {production}",
+    )
+
+
+def data_quality_checks(settings: dict[str, Any], validation: dict[str, Any]) -> list[Check]:
+    rates = [check["value"] for check in validation.get("checks", []) if check["name"].endswith(": missing rate")]
+    worst = max(rates, default=0.0)
+    return [
+        Check("data_quality: validation passed", bool(validation.get("passed")), validation.get("checks_failed"), 0),
+        Check(
+            f"data_quality: missing rate <= {settings['missing_rate_max']}",
+            worst <= settings["missing_rate_max"],
+            worst,
+            settings["missing_rate_max"],
+        ),
+    ]
+
+
+def gate_checks(params: dict[str, Any]) -> list[Check]:
+    metrics = {**read_json(path_param(params, "evaluation")), **read_json(path_param(params, "latency"))}
+    fairness = read_json(path_param(params, "fairness"))
+    robustness = read_json(path_param(params, "robustness"))
+    gate = param(params, "gate")
+    return [
+        *threshold_checks(param(params, "gate.performance"), metrics, "performance"),
+        comparison_check(param(params, "gate.comparison"), metrics, read_json(path_param(params, "baseline"))),
+        *data_quality_checks(param(params, "gate.data_quality"), read_json(path_param(params, "validation"))),
+        Check(
+            f"fairness: largest group gap <= {gate['fairness']['max_gap']}",
+            fairness["max_gap"] <= gate["fairness"]["max_gap"],
+            fairness["max_gap"],
+            gate["fairness"]["max_gap"],
+        ),
+        Check(
+            f"robustness: largest drop <= {gate['robustness']['max_drop']}",
+            robustness["max_drop"] <= gate["robustness"]["max_drop"],
+            robustness["max_drop"],
+            gate["robustness"]["max_drop"],
+        ),
+    ]
+
+
 def main() -> int:
     params = load_params()
-    metrics = {**read_json(path_param(params, "evaluation")), **read_json(path_param(params, "latency"))}
-    checks = threshold_checks(param(params, "gate.performance"), metrics, "performance")
+    checks = gate_checks(params)
     write_json(report(checks), path_param(params, "gate"))
     failures = failure_lines(checks)
     if failures:

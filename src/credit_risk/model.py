@@ -3,12 +3,14 @@
 Evaluation and serving load this one object, so they transform data exactly as training did.
 """
 
+import hashlib
 from pathlib import Path
 from typing import Any
 
 import joblib
 import numpy as np
 import pandas as pd
+import yaml
 from sklearn.compose import ColumnTransformer
 from sklearn.ensemble import GradientBoostingClassifier, HistGradientBoostingClassifier, RandomForestClassifier
 from sklearn.impute import SimpleImputer
@@ -17,7 +19,9 @@ from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import OneHotEncoder, StandardScaler
 
 from .errors import PipelineError
+from .files import require, write_with
 
+LOCK_FILE = Path("dvc.lock")
 ESTIMATORS = {
     "random_forest": RandomForestClassifier,
     "logistic_regression": LogisticRegression,
@@ -63,14 +67,39 @@ def build_pipeline(numeric: list[str], categorical: list[str], estimator) -> Pip
 
 
 def save_model(model: Pipeline, path: Path) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    joblib.dump(model, path)
+    write_with(lambda partial: joblib.dump(model, partial), path)
 
 
-def load_model(path: Path) -> Pipeline:
-    if not path.exists():
-        raise PipelineError(f"{path} not found: run `dvc repro` so the train stage writes it")
+def load_model(path: Path, lock_file: Path = LOCK_FILE) -> Pipeline:
+    """Unpickle the model only once its md5 matches the one DVC recorded in dvc.lock.
+
+    Unpickling runs code, so a file that is not the one the pipeline produced is refused unread.
+    """
+    expected = recorded_md5(path, lock_file)
+    actual = file_md5(require(path))
+    if actual != expected:
+        raise PipelineError(
+            f"{path} does not match the md5 recorded for it in {lock_file} ({actual} != {expected}): it was "
+            f"replaced or tampered with. Restore it with `dvc checkout {path}`, or re-train with `dvc repro`"
+        )
     return joblib.load(path)
+
+
+def recorded_md5(path: Path, lock_file: Path = LOCK_FILE) -> str:
+    lock = yaml.safe_load(require(lock_file).read_text()) or {}
+    for stage in (lock.get("stages") or {}).values():
+        for out in stage.get("outs", []):
+            if Path(out["path"]) == path:
+                return out["md5"]
+    raise PipelineError(f"{lock_file} records no hash for {path}: produce it with `dvc repro` before loading it")
+
+
+def file_md5(path: Path) -> str:
+    digest = hashlib.md5()
+    with path.open("rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
 
 
 def binary_labels(values: pd.Series, positive_class) -> np.ndarray:

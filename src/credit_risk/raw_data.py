@@ -20,7 +20,9 @@ def read_raw_csv(path: Path, schema: Schema, delimiter: str = ",") -> pd.DataFra
     try:
         frame = pd.read_csv(path, sep=delimiter, usecols=list(dtypes), dtype=dtypes, encoding="utf-8")
     except UnicodeDecodeError as error:
-        raise PipelineError(f"{path}: not UTF-8 text ({error.reason} at byte {error.start}); re-save it as UTF-8") from None
+        raise PipelineError(
+            f"{path}: not UTF-8 text ({error.reason} at byte {error.start}); re-save it as UTF-8"
+        ) from None
     except pd.errors.ParserError as error:
         raise PipelineError(f"{path}: not a well-formed CSV: {error}") from None
     except ValueError:

@@ -75,60 +75,138 @@ def _examples(values: pd.Series) -> str:
 
 def check_row_count(rows: int, schema: Schema) -> Check:
     enough = rows >= schema.min_rows
-    return Check("dataset: row count", enough, rows, schema.min_rows,
-                 detail="" if enough else "too few rows to train and evaluate on; lower dataset.min_rows only knowingly")
+    return Check(
+        "dataset: row count",
+        enough,
+        rows,
+        schema.min_rows,
+        detail="" if enough else "too few rows to train and evaluate on; lower dataset.min_rows only knowingly",
+    )
 
 
 def check_dataset(frame: pd.DataFrame, schema: Schema, target: str, label: str) -> list[Check]:
     """Required columns and a usable target, for one named part of the data."""
     checks = []
     missing = sorted(set(schema.columns) - set(frame.columns))
-    checks.append(Check(f"{label}: required columns present", not missing, len(missing), 0,
-                        detail=f"missing {missing}" if missing else ""))
+    checks.append(
+        Check(
+            f"{label}: required columns present",
+            not missing,
+            len(missing),
+            0,
+            detail=f"missing {missing}" if missing else "",
+        )
+    )
     if target not in frame.columns:
-        checks.append(Check(f"{label}: target present", False, column=target,
-                            detail="set data.target in params.yaml to the label column"))
+        checks.append(
+            Check(
+                f"{label}: target present",
+                False,
+                column=target,
+                detail="set data.target in params.yaml to the label column",
+            )
+        )
         return checks
     classes = frame[target].nunique(dropna=True)
-    checks.append(Check(f"{label}: target has two classes", classes == 2, int(classes), 2, column=target,
-                        detail="" if classes == 2 else "a binary classifier needs both classes in the data"))
+    checks.append(
+        Check(
+            f"{label}: target has two classes",
+            classes == 2,
+            int(classes),
+            2,
+            column=target,
+            detail="" if classes == 2 else "a binary classifier needs both classes in the data",
+        )
+    )
     return checks
 
 
 def check_column(series: pd.Series, spec: ColumnSpec, label: str) -> list[Check]:
     """Type, missing values, range and allowed values of one column against its spec."""
     name = series.name
-    type_ok = pd.api.types.is_numeric_dtype(series) if spec.is_numeric else isinstance(series.dtype, pd.CategoricalDtype)
+    type_ok = (
+        pd.api.types.is_numeric_dtype(series) if spec.is_numeric else isinstance(series.dtype, pd.CategoricalDtype)
+    )
     checks = [Check(f"{label}: type {spec.type}", type_ok, str(series.dtype), spec.type, column=name)]
     if not type_ok:
         return checks
     missing_rate = float(series.isna().mean()) if len(series) else 0.0
     if not spec.nullable:
         nulls = int(series.isna().sum())
-        checks.append(Check(f"{label}: no missing values", nulls == 0, nulls, 0, column=name,
-                            detail="" if nulls == 0 else "fill them, drop the rows, or set nullable: true in schema.yaml"))
+        checks.append(
+            Check(
+                f"{label}: no missing values",
+                nulls == 0,
+                nulls,
+                0,
+                column=name,
+                detail="" if nulls == 0 else "fill them, drop the rows, or set nullable: true in schema.yaml",
+            )
+        )
     if spec.max_missing_rate is not None:
-        checks.append(Check(f"{label}: missing rate", missing_rate <= spec.max_missing_rate,
-                            round(missing_rate, 4), spec.max_missing_rate, column=name))
+        checks.append(
+            Check(
+                f"{label}: missing rate",
+                missing_rate <= spec.max_missing_rate,
+                round(missing_rate, 4),
+                spec.max_missing_rate,
+                column=name,
+            )
+        )
     present = series.dropna()
     if spec.type == "integer":
         fractional = present[present != present.round()]
-        checks.append(Check(f"{label}: whole numbers", fractional.empty, len(fractional), 0, column=name,
-                            detail=f"e.g. {_examples(fractional)}" if len(fractional) else ""))
+        checks.append(
+            Check(
+                f"{label}: whole numbers",
+                fractional.empty,
+                len(fractional),
+                0,
+                column=name,
+                detail=f"e.g. {_examples(fractional)}" if len(fractional) else "",
+            )
+        )
     if spec.min is not None:
         below = present[present < spec.min]
-        checks.append(Check(f"{label}: minimum", below.empty, _extreme(present.min()), spec.min, column=name,
-                            detail=f"{len(below)} rows below, e.g. {_examples(below)}" if len(below) else ""))
+        checks.append(
+            Check(
+                f"{label}: minimum",
+                below.empty,
+                _extreme(present.min()),
+                spec.min,
+                column=name,
+                detail=f"{len(below)} rows below, e.g. {_examples(below)}" if len(below) else "",
+            )
+        )
     if spec.max is not None:
         above = present[present > spec.max]
-        checks.append(Check(f"{label}: maximum", above.empty, _extreme(present.max()), spec.max, column=name,
-                            detail=f"{len(above)} rows above, e.g. {_examples(above)}" if len(above) else ""))
+        checks.append(
+            Check(
+                f"{label}: maximum",
+                above.empty,
+                _extreme(present.max()),
+                spec.max,
+                column=name,
+                detail=f"{len(above)} rows above, e.g. {_examples(above)}" if len(above) else "",
+            )
+        )
     if spec.allowed is not None:
         unseen = present[~present.isin(_allowed_values(spec))]
-        checks.append(Check(
-            f"{label}: allowed values", unseen.empty, len(unseen), 0, column=name,
-            detail=(f"{len(unseen)} rows hold values not in the schema, e.g. {_examples(unseen)}; "
-                    "add them to 'allowed' in schema.yaml if they are intended") if len(unseen) else ""))
+        checks.append(
+            Check(
+                f"{label}: allowed values",
+                unseen.empty,
+                len(unseen),
+                0,
+                column=name,
+                detail=(
+                    f"{len(unseen)} rows hold values not in the schema, e.g. {_examples(unseen)}; "
+                    "add them to 'allowed' in schema.yaml if they are intended"
+                )
+                if len(unseen)
+                else "",
+            )
+        )
     return checks
 
 

@@ -25,7 +25,5 @@ def main() -> None:
     write_json(report(checks), path_param(params, "validation"))
     failures = failure_lines(checks)
     if failures:
-        raise PipelineError(
-            f"validation failed: {len(failures)} of {len(checks)} checks\n  " + "\n  ".join(failures)
-        )
+        raise PipelineError(f"validation failed: {len(failures)} of {len(checks)} checks\n  " + "\n  ".join(failures))
     print(f"validate: all {len(checks)} checks passed")

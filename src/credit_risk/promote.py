@@ -1,0 +1,93 @@
+"""Promote the gated candidate to production: baseline updated, version and stage tagged in git.
+
+Follows GTO's conventions (https://dvc.org/doc/gto): a version tag `<artifact>@vX.Y.Z` and a stage tag
+`<artifact>#prod#N` on the commit that records the promotion, so `git checkout <tag>` followed by
+`dvc checkout` restores exactly the promoted model. Refuses anything but a committed, passing run.
+"""
+
+import json
+import subprocess
+from pathlib import Path
+
+from .errors import PipelineError
+from .files import read_json, write_json
+from .model import file_md5, recorded_md5
+from .params import load_params, path_param
+
+STAGE = "prod"
+FIRST_VERSION = "v1.0.0"
+
+
+def git(*args: str) -> str:
+    result = subprocess.run(["git", *args], capture_output=True, text=True)
+    if result.returncode != 0:
+        raise PipelineError(f"git {' '.join(args)} failed: {result.stderr.strip()}")
+    return result.stdout
+
+
+def dvc(*args: str) -> str:
+    result = subprocess.run(["dvc", *args], capture_output=True, text=True)
+    if result.returncode != 0:
+        raise PipelineError(f"dvc {' '.join(args)} failed: {(result.stderr or result.stdout).strip()}")
+    return result.stdout
+
+
+def model_artifact(model_path: Path) -> str:
+    """The artifact name dvc.yaml's `artifacts:` section gives the model file (as DVC resolves it)."""
+    from dvc.repo import Repo
+
+    with Repo(".") as repo:
+        artifacts = repo.artifacts.read().get("dvc.yaml", {})
+    names = [name for name, artifact in artifacts.items() if Path(artifact.path) == model_path]
+    if not names:
+        raise PipelineError(f"dvc.yaml's artifacts section declares no artifact with path {model_path}: add one")
+    return names[0]
+
+
+def refuse_unless_committed_and_passing(params: dict) -> None:
+    if not read_json(path_param(params, "gate")).get("passed"):
+        raise PipelineError("the gate verdict is FAILED (metrics/gate.json): only a model that passed is promoted")
+    if git("status", "--porcelain", "--untracked-files=no").strip():
+        raise PipelineError("uncommitted changes: commit the run (dvc.lock, metrics) before promoting it")
+    if json.loads(dvc("status", "--json")):
+        raise PipelineError("the workspace does not match dvc.lock: run `dvc repro`, commit, then promote")
+
+
+def next_version(artifact: str) -> str:
+    versions = [tag.split("@", 1)[1] for tag in git("tag", "--list", f"{artifact}@v*").split()]
+    if not versions:
+        return FIRST_VERSION
+    major, minor, _ = max(tuple(int(part) for part in v.lstrip("v").split(".")) for v in versions)
+    return f"v{major}.{minor + 1}.0"
+
+
+def main() -> None:
+    from gto import api as gto
+
+    params = load_params()
+    refuse_unless_committed_and_passing(params)
+    model_path = path_param(params, "model")
+    artifact = model_artifact(model_path)
+    version = next_version(artifact)
+    md5 = recorded_md5(model_path)
+    if file_md5(model_path) != md5:
+        raise PipelineError(f"{model_path} does not match dvc.lock: run `dvc checkout {model_path}` first")
+    baseline = {
+        "artifact": artifact,
+        "version": version,
+        "model_md5": md5,
+        "source_commit": git("rev-parse", "HEAD").strip(),
+        "metrics": read_json(path_param(params, "evaluation")),
+    }
+    recorded = [str(path_param(params, "baseline")), "dvc.lock", str(path_param(params, "gate"))]
+    write_json(baseline, path_param(params, "baseline"))
+    try:
+        dvc("repro", "--quiet")  # the gate re-runs against its new baseline, so dvc.lock stays current
+        git("add", *recorded)
+        git("commit", "--quiet", "-m", f"Promote {artifact} {version} to {STAGE}")
+    except PipelineError:
+        git("checkout", "HEAD", "--", *recorded)  # leave production exactly as it was
+        raise
+    gto.register(".", artifact, "HEAD", version=version, message=f"{artifact} {version}")
+    gto.assign(".", artifact, STAGE, version=version, message=f"{artifact} {version} to {STAGE}")
+    print(f"promote: {artifact} {version} is now {STAGE} (tags {artifact}@{version}, {artifact}#{STAGE}#...)")
