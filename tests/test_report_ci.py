@@ -1,0 +1,157 @@
+"""The pull-request report, the generated CI files, and the GitLab note, against real repositories."""
+
+import json
+import threading
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+
+import pytest
+from tools.bakery import VENV_BIN, bake_project
+
+REPORT_COMMAND = "credit-risk report"
+
+
+def metric_row(report: str, metric: str) -> list[str]:
+    row = next(line for line in report.splitlines() if line.startswith("|") and f"| {metric} " in line)
+    return [cell.strip() for cell in row.strip("|").split("|")]
+
+
+def test_report_on_a_branch_shows_verdict_metric_diff_and_changed_param(reproduced_copy):
+    project = reproduced_copy
+    main_f1 = json.loads((project.path / "metrics" / "evaluation.json").read_text())["f1"]
+    project.git("checkout", "--quiet", "-b", "feature")
+    project.set_param("train.random_forest.max_depth", 5)
+    project.dvc("repro", check=False)
+    project.commit_all("Shallower trees")
+    report = project.command("report", "--base", "main").stdout
+    new_f1 = json.loads((project.path / "metrics" / "evaluation.json").read_text())["f1"]
+
+    assert report.startswith("<!-- dvc-pipeline-report -->")
+    assert report.index("## Gate:") < report.index("## Metrics against `main`") < report.index("## Params")
+    path, metric, old, new, _change = metric_row(report, "f1")
+    assert (path, metric) == ("metrics/evaluation.json", "f1")
+    assert float(old) == pytest.approx(main_f1, abs=1e-5) and float(new) == pytest.approx(new_f1, abs=1e-5)
+    _, param, old_depth, new_depth = metric_row(report, "train.random_forest.max_depth")[:4]
+    assert (old_depth, new_depth) == ("8", "5")
+    assert "## Data validation" in report and "reports/plots/index.html" in report
+    assert (project.path / "reports" / "plots" / "index.html").exists()
+
+
+def test_report_when_the_base_has_no_metrics_yet(tmp_path):
+    project = bake_project(tmp_path)
+    project.dvc("repro")
+    report = project.command("report", "--base", "main").stdout
+    assert "The base `main` has no metrics yet" in report
+    assert "| metrics/evaluation.json | f1" in report
+
+
+def test_report_when_the_base_is_missing_still_shows_current_values(reproduced):
+    report = reproduced.command("report", "--base", "origin/main").stdout
+    assert "`origin/main` is not in this checkout" in report and "git fetch origin main" in report
+    assert "f1" in report and "## Gate: PASSED" in report
+
+
+def test_report_names_the_failed_gate_checks(reproduced_copy):
+    reproduced_copy.set_param("gate.performance.accuracy_min", 0.99)
+    reproduced_copy.dvc("repro", check=False)
+    report = reproduced_copy.command("report").stdout
+    assert "## Gate: FAILED" in report
+    assert "❌ performance: accuracy >= 0.99: value" in report
+
+
+@pytest.mark.parametrize(
+    ("ci", "files", "schema"),
+    [
+        ("github", [".github/workflows/pipeline.yml"], "vendor.github-workflows"),
+        ("gitlab", [".gitlab-ci.yml"], "vendor.gitlab-ci"),
+    ],
+)
+def test_generated_ci_files_are_valid_secure_and_call_the_tested_report_command(tmp_path, ci, files, schema):
+    project = bake_project(tmp_path, ci=ci)
+    for name in files:
+        project.run(str(VENV_BIN / "check-jsonschema"), "--builtin-schema", schema, name)
+        text = (project.path / name).read_text()
+        assert f'{REPORT_COMMAND} --base "origin/' in text
+        assert "pull_request_target" not in text
+    if ci == "github":
+        project.run(str(VENV_BIN / "zizmor"), "--offline", "--min-severity", "medium", *files)
+        assert "permissions: {}" in (project.path / files[0]).read_text()
+
+
+class FakeGitLab(BaseHTTPRequestHandler):
+    """The three notes endpoints of GitLab's API, for one merge request, in memory."""
+
+    notes: list[dict] = []
+    tokens: list[str] = []
+
+    def _reply(self, status: int, body) -> None:
+        data = json.dumps(body).encode()
+        self.send_response(status)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(data)))
+        self.end_headers()
+        self.wfile.write(data)
+
+    def _body(self) -> dict:
+        return json.loads(self.rfile.read(int(self.headers["Content-Length"])))
+
+    def do_GET(self):  # noqa: N802
+        self.tokens.append(self.headers["PRIVATE-TOKEN"])
+        self._reply(200, self.notes)
+
+    def do_POST(self):  # noqa: N802
+        note = {"id": len(self.notes) + 1, "body": self._body()["body"]}
+        self.notes.append(note)
+        self._reply(201, note)
+
+    def do_PUT(self):  # noqa: N802
+        note_id = int(self.path.rsplit("/", 1)[1])
+        note = next(note for note in self.notes if note["id"] == note_id)
+        note["body"] = self._body()["body"]
+        self._reply(200, note)
+
+    def log_message(self, *args):
+        pass
+
+
+@pytest.fixture
+def gitlab_server():
+    FakeGitLab.notes = [{"id": 1, "body": "a reviewer's comment"}]
+    FakeGitLab.tokens = []
+    server = ThreadingHTTPServer(("127.0.0.1", 0), FakeGitLab)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{server.server_address[1]}/api/v4"
+    server.shutdown()
+    server.server_close()
+
+
+def test_gitlab_note_is_created_once_then_updated(reproduced, gitlab_server, tmp_path):
+    env = {"CI_API_V4_URL": gitlab_server, "CI_PROJECT_ID": "42", "CI_MERGE_REQUEST_IID": "7", "GITLAB_TOKEN": "t0k"}
+    project = reproduced
+    first, second = tmp_path / "first.md", tmp_path / "second.md"
+    first.write_text("<!-- dvc-pipeline-report -->\nfirst run\n")
+    second.write_text("<!-- dvc-pipeline-report -->\nsecond run\n")
+    saved_env = dict(project.env)
+    project.env.update(env)
+    try:
+        assert "created" in project.command("gitlab-note", "--file", str(first)).stdout
+        assert "updated" in project.command("gitlab-note", "--file", str(second)).stdout
+    finally:
+        project.env.clear()
+        project.env.update(saved_env)
+    assert [note["body"] for note in FakeGitLab.notes] == ["a reviewer's comment", second.read_text()]
+    assert FakeGitLab.tokens == ["t0k", "t0k"]
+
+
+def test_gitlab_note_outside_gitlab_names_the_missing_variables(reproduced):
+    result = reproduced.command("gitlab-note", "--file", "README.md", check=False)
+    assert result.returncode == 2 and "set CI_API_V4_URL" in result.stderr
+
+
+def test_root_workflows_run_the_readme_test_command_and_post_the_same_report():
+    root = Path(__file__).resolve().parents[1]
+    tests_workflow = (root / ".github" / "workflows" / "tests.yml").read_text()
+    report_workflow = (root / ".github" / "workflows" / "pipeline-report.yml").read_text()
+    assert "make test" in tests_workflow
+    assert f'{REPORT_COMMAND} --base "origin/' in report_workflow
