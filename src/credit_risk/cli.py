@@ -31,6 +31,10 @@ COMMANDS = {
         [("--base", {"default": "main", "help": "git revision to compare with (default: main)"})],
     ),
     "promote": ("record the gated model of the committed dvc.lock as the production model", []),
+    "gitlab-note": (
+        "create or update the merge request's report note (GitLab CI)",
+        [("--file", {"required": True, "help": "the Markdown report to post"})],
+    ),
 }
 
 

@@ -72,6 +72,10 @@ def main() -> None:
     md5 = recorded_md5(model_path)
     if file_md5(model_path) != md5:
         raise PipelineError(f"{model_path} does not match dvc.lock: run `dvc checkout {model_path}` first")
+    current = read_json(path_param(params, "baseline"))
+    if current.get("model_md5") == md5:
+        print(f"promote: this model is already {STAGE} ({artifact} {current.get('version')}); nothing to do")
+        return
     baseline = {
         "artifact": artifact,
         "version": version,

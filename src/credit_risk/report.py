@@ -1,0 +1,91 @@
+"""A Markdown report for a pull request: the gate's verdict, then metrics and params against a base.
+
+DVC does the diffing (`dvc metrics diff`, `dvc params diff`, `dvc plots diff`); this module runs it
+and lays the results out. It works in any checkout, so `<command> report` shows locally what CI posts.
+"""
+
+import subprocess
+from pathlib import Path
+
+from .files import read_json
+from .params import load_params, path_param
+
+MARKER = "<!-- dvc-pipeline-report -->"  # lets CI find and update its own comment
+PLOTS_DIR = Path("reports/plots")
+
+
+def dvc(*args: str) -> subprocess.CompletedProcess:
+    return subprocess.run(["dvc", *args], capture_output=True, text=True)
+
+
+def base_problem(base: str, metrics_dir: str) -> str | None:
+    """Why metrics cannot be compared with `base`, or None when they can."""
+    if subprocess.run(["git", "rev-parse", "--verify", "--quiet", f"{base}^{{commit}}"], capture_output=True).returncode:
+        return (
+            f"The base revision `{base}` is not in this checkout (a shallow clone?): run "
+            f"`git fetch origin {base.removeprefix('origin/')}` to compare. Current values only."
+        )
+    files = subprocess.run(["git", "ls-tree", "-r", "--name-only", base, "--", metrics_dir], capture_output=True, text=True)
+    if not files.stdout.strip():
+        return f"The base `{base}` has no metrics yet: every value below is new."
+    return None
+
+
+def gate_section(gate: dict) -> list[str]:
+    verdict = "PASSED" if gate.get("passed") else "FAILED"
+    lines = [f"## Gate: {verdict}", ""]
+    failed = [check for check in gate.get("checks", []) if not check["passed"]]
+    lines += [f"- ❌ {check['name']}: value {check['value']}, threshold {check['threshold']}" for check in failed]
+    lines.append(f"{gate.get('checks_total', 0) - len(failed)} of {gate.get('checks_total', 0)} checks passed.")
+    return lines
+
+
+def metrics_section(base: str, problem: str | None) -> list[str]:
+    lines = [f"## Metrics against `{base}`", ""]
+    if problem and "not in this checkout" in problem:
+        return [*lines, problem, "", dvc("metrics", "show", "--md").stdout.strip()]
+    table = dvc("metrics", "diff", base, "--all", "--md").stdout.strip()
+    return [*lines, *([problem, ""] if problem else []), table or "No metrics found."]
+
+
+def params_section(base: str, problem: str | None) -> list[str]:
+    lines = [f"## Params against `{base}`", ""]
+    if problem and "not in this checkout" in problem:
+        return [*lines, "Not compared: the base revision is missing."]
+    table = dvc("params", "diff", base, "--md").stdout.strip()
+    return [*lines, table or "No param changed."]
+
+
+def validation_section(validation: dict) -> list[str]:
+    failed = [check for check in validation.get("checks", []) if not check["passed"]]
+    summary = "passed" if validation.get("passed") else "FAILED"
+    lines = ["## Data validation", "", f"{summary}: {validation.get('checks_total', 0) - len(failed)} of "
+             f"{validation.get('checks_total', 0)} checks passed."]
+    return lines + [f"- ❌ {check['name']} ({check.get('column') or 'dataset'}): {check.get('detail') or check['value']}"
+                    for check in failed]
+
+
+def plots_section(base: str, problem: str | None) -> list[str]:
+    revisions = [] if problem and "not in this checkout" in problem else [base]
+    PLOTS_DIR.mkdir(parents=True, exist_ok=True)  # dvc plots diff does not create it
+    made = dvc("plots", "diff", *revisions, "--out", str(PLOTS_DIR))
+    where = f"`{PLOTS_DIR}/index.html`" if made.returncode == 0 else "not rendered: " + made.stderr.strip()[:200]
+    return ["## Plots", "", f"ROC, precision-recall and confusion matrix against `{base}`: {where}"]
+
+
+def build_report(base: str) -> str:
+    params = load_params()
+    problem = base_problem(base, str(path_param(params, "gate").parent))
+    sections = [
+        [MARKER, "# Pipeline report"],
+        gate_section(read_json(path_param(params, "gate"))),
+        metrics_section(base, problem),
+        params_section(base, problem),
+        validation_section(read_json(path_param(params, "validation"))),
+        plots_section(base, problem),
+    ]
+    return "\n\n".join("\n".join(section) for section in sections) + "\n"
+
+
+def main(base: str = "main") -> None:
+    print(build_report(base), end="")
