@@ -1,0 +1,145 @@
+"""A DVC remote on S3: moto's S3 server on 127.0.0.1, started and stopped by these tests."""
+
+import hashlib
+import json
+import re
+
+import boto3
+import pytest
+from moto.server import ThreadedMotoServer
+from tools.bakery import bake, bake_project, make_project
+
+BUCKET = "pipeline-store"
+CREDENTIALS = {"AWS_ACCESS_KEY_ID": "testing-key", "AWS_SECRET_ACCESS_KEY": "testing-secret"}
+OUTPUTS = ["data/processed/train.parquet", "data/processed/test.parquet", "models/model.joblib"]
+
+
+class S3Server:
+    """moto's S3 server; restartable on the same port, as an outage and its end."""
+
+    def __init__(self) -> None:
+        self.port = 0
+        self.server = None
+
+    def start(self) -> str:
+        self.server = ThreadedMotoServer(ip_address="127.0.0.1", port=self.port, verbose=False)
+        self.server.start()
+        self.port = self.server.get_host_and_port()[1]
+        return self.url
+
+    def stop(self) -> None:
+        self.server.stop()
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+
+@pytest.fixture
+def s3(monkeypatch):
+    server = S3Server()
+    server.start()
+    boto3.client("s3", endpoint_url=server.url, region_name="us-east-1", **_boto(CREDENTIALS)).create_bucket(
+        Bucket=BUCKET
+    )
+    yield server
+    server.stop()
+
+
+def _boto(credentials: dict) -> dict:
+    return {
+        "aws_access_key_id": credentials["AWS_ACCESS_KEY_ID"],
+        "aws_secret_access_key": credentials["AWS_SECRET_ACCESS_KEY"],
+    }
+
+
+@pytest.fixture
+def pushed(tmp_path, s3):
+    """A baked project with the S3 remote: pipeline run, committed, everything pushed with the run-cache."""
+    project = bake_project(tmp_path / "origin", dvc_remote=f"s3://{BUCKET}/store", dvc_remote_endpoint_url=s3.url)
+    project.env.update(CREDENTIALS)
+    project.dvc("repro")
+    project.commit_all("Run the pipeline")
+    project.dvc("push", "--run-cache")
+    return project
+
+
+def clone(project, destination):
+    destination.mkdir(parents=True)
+    project.git("clone", "--quiet", str(project.path), str(destination / project.slug))
+    copy = make_project(destination / project.slug, destination)
+    copy.env.update(CREDENTIALS)
+    return copy
+
+
+def md5(path) -> str:
+    return hashlib.md5(path.read_bytes()).hexdigest()
+
+
+def test_fresh_clone_pulls_every_output_byte_for_byte_and_reproduces_nothing(pushed, tmp_path):
+    fresh = clone(pushed, tmp_path / "clone")
+    assert not (fresh.path / "models" / "model.joblib").exists()
+    fresh.dvc("pull")
+    for output in [*OUTPUTS, "data/raw/german_credit.csv"]:
+        assert md5(fresh.path / output) == md5(pushed.path / output), output
+    assert fresh.stages_run(fresh.dvc("repro").stdout) == []
+
+
+def test_in_a_fresh_clone_a_train_param_reruns_train_evaluate_gate_only(pushed, tmp_path):
+    fresh = clone(pushed, tmp_path / "clone")
+    fresh.dvc("pull", "--run-cache")
+    fresh.set_param("train.random_forest.max_depth", 7)
+    assert fresh.stages_run(fresh.dvc("repro").stdout) == ["train", "evaluate", "gate"]
+
+
+def test_remote_outage_fails_clearly_damages_nothing_and_a_retry_succeeds(pushed, s3, tmp_path):
+    fresh = clone(pushed, tmp_path / "clone")
+    pushed.set_param("train.random_forest.max_depth", 7)
+    pushed.dvc("repro")
+    before = {output: md5(pushed.path / output) for output in OUTPUTS}
+    s3.stop()
+    push = pushed.dvc("push", check=False)
+    pull = fresh.dvc("pull", check=False)
+    for result in (push, pull):
+        assert result.returncode != 0
+        assert re.search(
+            r"failed to (push|pull|fetch)|Could not connect|Connect timeout", result.stderr + result.stdout
+        )
+        assert "Traceback" not in result.stderr
+    assert {output: md5(pushed.path / output) for output in OUTPUTS} == before
+    s3.start()
+    pushed.dvc("push")
+    fresh.dvc("pull")
+    assert md5(fresh.path / "data" / "raw" / "german_credit.csv") == md5(
+        pushed.path / "data" / "raw" / "german_credit.csv"
+    )
+
+
+CREDENTIAL_PATTERNS = [
+    r"AKIA[0-9A-Z]{16}",
+    r"(?i)secret_access_key\s*[=:]\s*(?!\$\{\{ secrets\.)\S",
+    r"(?i)password\s*[=:]\s*\S",
+    r"://[^/\s:@]+:[^/\s@]+@",
+]
+
+
+def test_no_generated_file_holds_credentials(tmp_path):
+    output = tmp_path / "out"
+    result = bake(
+        output, dvc_remote="s3://team-bucket/ml", dvc_remote_endpoint_url="https://minio.example.com", ci="github"
+    )
+    assert result.returncode == 0, result.stderr
+    project = output / "credit-risk"
+    config = (project / ".dvc" / "config").read_text()
+    assert "url = s3://team-bucket/ml" in config and "endpointurl = https://minio.example.com" in config
+    for path in project.rglob("*"):
+        if path.is_file() and ".git" not in path.parts and path.suffix not in {".csv", ".lock"}:
+            text = path.read_text(errors="ignore")
+            for pattern in CREDENTIAL_PATTERNS:
+                assert not re.search(pattern, text), f"{path.relative_to(project)} matches {pattern}"
+    workflow = (project / ".github" / "workflows" / "pipeline.yml").read_text()
+    assert "secrets.AWS_SECRET_ACCESS_KEY" in workflow
+
+
+def test_status_of_the_pushed_project_against_the_remote_is_clean(pushed):
+    assert json.loads(pushed.dvc("status", "--cloud", "--json").stdout) == {}
