@@ -18,8 +18,9 @@ REQUIRED = ("CI_API_V4_URL", "CI_PROJECT_ID", "CI_MERGE_REQUEST_IID", "GITLAB_TO
 
 def call(method: str, url: str, token: str, payload: dict | None = None):
     data = json.dumps(payload).encode() if payload is not None else None
-    request = urllib.request.Request(url, data=data, method=method, headers={
-        "PRIVATE-TOKEN": token, "Content-Type": "application/json"})
+    request = urllib.request.Request(
+        url, data=data, method=method, headers={"PRIVATE-TOKEN": token, "Content-Type": "application/json"}
+    )
     try:
         with urllib.request.urlopen(request, timeout=30) as response:
             return json.loads(response.read() or b"null")
@@ -46,6 +47,11 @@ def main(file: str) -> None:
     if missing:
         raise PipelineError(f"set {', '.join(missing)}: this command runs in a GitLab merge-request pipeline")
     env = os.environ
-    done = upsert_note(env["CI_API_V4_URL"], env["CI_PROJECT_ID"], env["CI_MERGE_REQUEST_IID"], env["GITLAB_TOKEN"],
-                       Path(file).read_text())
+    done = upsert_note(
+        env["CI_API_V4_URL"],
+        env["CI_PROJECT_ID"],
+        env["CI_MERGE_REQUEST_IID"],
+        env["GITLAB_TOKEN"],
+        Path(file).read_text(),
+    )
     print(f"gitlab-note: {done} the report note on merge request !{env['CI_MERGE_REQUEST_IID']}")

@@ -20,12 +20,14 @@ def dvc(*args: str) -> subprocess.CompletedProcess:
 
 def base_problem(base: str, metrics_dir: str) -> str | None:
     """Why metrics cannot be compared with `base`, or None when they can."""
-    if subprocess.run(["git", "rev-parse", "--verify", "--quiet", f"{base}^{{commit}}"], capture_output=True).returncode:
+    if subprocess.run(["git", "rev-parse", "--verify", "--quiet", base + "^{commit}"], capture_output=True).returncode:
         return (
             f"The base revision `{base}` is not in this checkout (a shallow clone?): run "
             f"`git fetch origin {base.removeprefix('origin/')}` to compare. Current values only."
         )
-    files = subprocess.run(["git", "ls-tree", "-r", "--name-only", base, "--", metrics_dir], capture_output=True, text=True)
+    files = subprocess.run(
+        ["git", "ls-tree", "-r", "--name-only", base, "--", metrics_dir], capture_output=True, text=True
+    )
     if not files.stdout.strip():
         return f"The base `{base}` has no metrics yet: every value below is new."
     return None
@@ -59,10 +61,16 @@ def params_section(base: str, problem: str | None) -> list[str]:
 def validation_section(validation: dict) -> list[str]:
     failed = [check for check in validation.get("checks", []) if not check["passed"]]
     summary = "passed" if validation.get("passed") else "FAILED"
-    lines = ["## Data validation", "", f"{summary}: {validation.get('checks_total', 0) - len(failed)} of "
-             f"{validation.get('checks_total', 0)} checks passed."]
-    return lines + [f"- ❌ {check['name']} ({check.get('column') or 'dataset'}): {check.get('detail') or check['value']}"
-                    for check in failed]
+    lines = [
+        "## Data validation",
+        "",
+        f"{summary}: {validation.get('checks_total', 0) - len(failed)} of "
+        f"{validation.get('checks_total', 0)} checks passed.",
+    ]
+    return lines + [
+        f"- ❌ {check['name']} ({check.get('column') or 'dataset'}): {check.get('detail') or check['value']}"
+        for check in failed
+    ]
 
 
 def plots_section(base: str, problem: str | None) -> list[str]:
