@@ -49,6 +49,9 @@ def test_metrics_and_plots_are_declared_for_dvc(reproduced):
     assert {"metrics/evaluation.json", "metrics/gate.json", "metrics/validation.json"} <= set(files)
     plots = json.loads(reproduced.dvc("plots", "show", "--json").stdout)
     assert {"plots/roc.json", "plots/precision_recall.json", "plots/confusion_matrix.json"} <= set(plots["data"])
+    curve = "dvclive/plots/metrics/validation/roc_auc.tsv"
+    assert curve in plots["data"]
+    assert len((reproduced.path / curve).read_text().splitlines()) == 1 + 5  # header + one row per size
 
 
 def test_train_param_change_reruns_train_evaluate_gate_only(reproduced_copy):
