@@ -2,6 +2,7 @@
 
 from .errors import PipelineError
 from .files import read_json, read_parquet
+from .learning_curve import log_learning_curve
 from .model import binary_labels, build_pipeline, make_estimator, save_model
 from .params import load_params, param, path_param
 
@@ -20,6 +21,11 @@ def main() -> None:
         categorical=features.select_dtypes("category").columns.tolist(),
         estimator=estimator,
     )
-    model.fit(features, binary_labels(frame[target], param(params, "data.positive_class")))
+    labels = binary_labels(frame[target], param(params, "data.positive_class"))
+    model.fit(features, labels)
     save_model(model, path_param(params, "model"))
+    log_learning_curve(
+        model, features, labels, param(params, "train.learning_curve"), param(params, "train.seed"),
+        path_param(params, "learning_curve"),
+    )
     print(f"train: {name} on {len(frame)} rows, {features.shape[1]} features")

@@ -1,0 +1,34 @@
+"""A learning curve of the training run, logged with DVCLive for `dvc plots` and DVC Studio.
+
+Cross-validated ROC AUC on the training split at growing training-set sizes: a gap between the
+training and validation curves that does not close says the model needs more data or less capacity.
+"""
+
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+from sklearn.model_selection import StratifiedKFold, learning_curve
+from sklearn.pipeline import Pipeline
+
+
+def log_learning_curve(
+    model: Pipeline, features: pd.DataFrame, labels: np.ndarray, settings: dict, seed: int, directory: Path
+) -> None:
+    """One DVCLive step per training-set size: train and validation ROC AUC, and the size itself."""
+    from dvclive import Live  # imported here: only training logs curves
+
+    sizes, train_scores, validation_scores = learning_curve(
+        model,
+        features,
+        labels,
+        train_sizes=settings["train_sizes"],
+        cv=StratifiedKFold(n_splits=settings["folds"], shuffle=True, random_state=seed),
+        scoring="roc_auc",
+    )
+    with Live(dir=str(directory), dvcyaml=False, save_dvc_exp=False, report=None) as live:
+        for size, train, validation in zip(sizes, train_scores, validation_scores, strict=True):
+            live.log_metric("train_rows", int(size))
+            live.log_metric("train/roc_auc", round(float(train.mean()), 6))
+            live.log_metric("validation/roc_auc", round(float(validation.mean()), 6))
+            live.next_step()
