@@ -24,6 +24,8 @@ def pipeline_copy(tmp_path) -> Path:
         ["git", "init", "--quiet"],
         ["dvc", "init", "--quiet"],
         ["dvc", "config", "core.analytics", "false"],
+        ["git", "add", "--all"],
+        ["git", "-c", "user.name=Test", "-c", "user.email=test@example.com", "commit", "--quiet", "-m", "Copy"],
     ):
         subprocess.run(command, cwd=tmp_path, check=True)
     return tmp_path

@@ -1,0 +1,86 @@
+"""Remote and experiment figures for the default project on its sample data.
+
+    python -m benchmarks.experiments
+
+Prints: `dvc push --run-cache` and `dvc pull` (fresh clone) wall time and bytes against moto's S3
+server on 127.0.0.1, then the wall time of a 4-run experiment queue at `-j 2` against the same four
+runs one after another. Figures, not tests.
+"""
+
+import tempfile
+import time
+from pathlib import Path
+
+import boto3
+from moto.server import ThreadedMotoServer
+from tools.bakery import bake_project, make_project
+
+CREDENTIALS = {"AWS_ACCESS_KEY_ID": "bench", "AWS_SECRET_ACCESS_KEY": "bench"}
+DEPTHS = [3, 5, 7, 9]
+
+
+def timed(action) -> float:
+    start = time.perf_counter()
+    action()
+    return time.perf_counter() - start
+
+
+def bucket_bytes(client, bucket: str) -> int:
+    pages = client.get_paginator("list_objects_v2").paginate(Bucket=bucket)
+    return sum(item["Size"] for page in pages for item in page.get("Contents", []))
+
+
+def folder_bytes(path: Path) -> int:
+    return sum(file.stat().st_size for file in path.rglob("*") if file.is_file())
+
+
+def wait_for_queue(project) -> None:
+    while any(state in project.dvc("queue", "status").stdout for state in ("Queued", "Running")):
+        time.sleep(1)
+
+
+def main() -> None:
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
+    server.start()
+    url = f"http://127.0.0.1:{server.get_host_and_port()[1]}"
+    client = boto3.client(
+        "s3", endpoint_url=url, region_name="us-east-1", aws_access_key_id="bench", aws_secret_access_key="bench"
+    )
+    client.create_bucket(Bucket="bench")
+    try:
+        with tempfile.TemporaryDirectory() as scratch:
+            root = Path(scratch)
+            project = bake_project(root / "origin", dvc_remote="s3://bench/store", dvc_remote_endpoint_url=url)
+            project.env.update(CREDENTIALS)
+            project.dvc("repro")
+            project.commit_all("Run")
+            push = timed(lambda: project.dvc("push", "--run-cache"))
+            pushed = bucket_bytes(client, "bench")
+            (root / "clone").mkdir()
+            project.git("clone", "--quiet", str(project.path), str(root / "clone" / project.slug))
+            fresh = make_project(root / "clone" / project.slug, root / "clone")
+            fresh.env.update(CREDENTIALS)
+            pull = timed(lambda: fresh.dvc("pull"))
+            pulled = folder_bytes(fresh.path / ".dvc" / "cache")
+
+            def queue_run():
+                for depth in DEPTHS:
+                    project.dvc("exp", "run", "--queue", "-S", f"train.random_forest.max_depth={depth}")
+                project.dvc("queue", "start", "-j", "2")
+                wait_for_queue(project)
+
+            queued = timed(queue_run)
+            sequential = timed(
+                lambda: [project.dvc("exp", "run", "-S", f"train.random_forest.max_depth={d + 1}") for d in DEPTHS]
+            )
+    finally:
+        server.stop()
+    print(f"{'dvc push --run-cache (sample project)':<44} {push:6.2f} s  {pushed / 1e6:6.2f} MB")
+    print(f"{'dvc pull, fresh clone':<44} {pull:6.2f} s  {pulled / 1e6:6.2f} MB")
+    print(f"{'4 experiments queued, dvc queue start -j 2':<44} {queued:6.2f} s")
+    print(f"{'4 experiments one after another':<44} {sequential:6.2f} s")
+    print(f"{'queue -j 2 / sequential':<44} {queued / sequential:6.2f} x")
+
+
+if __name__ == "__main__":
+    main()

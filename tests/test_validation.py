@@ -1,0 +1,118 @@
+"""Broken raw data, every kind a user meets: a clear message, a non-zero exit, nothing later runs or changes."""
+
+import hashlib
+
+import pytest
+
+RAW = "data/raw/german_credit.csv"
+PROTECTED = ["models/model.joblib", "dvc.lock", "production/baseline.json", "metrics/gate.json"]
+
+
+def edit_lines(text: str, edit) -> str:
+    lines = text.splitlines()
+    return "\n".join([lines[0], *[edit(line, index) for index, line in enumerate(lines[1:])]]) + "\n"
+
+
+def set_column(text: str, column: str, value, every: int = 1) -> str:
+    position = text.splitlines()[0].split(",").index(column)
+
+    def edit(line, index):
+        cells = line.split(",")
+        if index % every == 0:
+            cells[position] = value(cells[position]) if callable(value) else value
+        return ",".join(cells)
+
+    return edit_lines(text, edit)
+
+
+# name: (how to break the sample, what the refusal must name); preprocess refuses before writing anything
+BROKEN = {
+    "empty file": (lambda text: "", "the file is empty"),
+    "header only": (lambda text: text.splitlines()[0] + "\n", "a header but no data rows"),
+    "missing column": (
+        lambda text: edit_lines(
+            text.replace("purpose,", "", 1),
+            lambda line, _: ",".join(cell for i, cell in enumerate(line.split(",")) if i != 8),
+        ),
+        "missing columns ['purpose']",
+    ),
+    "renamed column": (
+        lambda text: text.replace("credit_amount", "amount", 1),
+        "missing columns ['credit_amount']",
+    ),
+    "text in a numeric column": (
+        lambda text: set_column(text, "age", "forty", every=97),
+        "column 'age' must be integer but 11 rows hold text, e.g. 'forty'",
+    ),
+    "wrong delimiter": (lambda text: text.replace(",", ";"), "set data.csv_delimiter"),
+    "bytes that are not UTF-8": (lambda text: text.replace("radio/TV", "radio/T\udcff", 1), "not UTF-8"),
+    "not a CSV at all": (None, "binary file, not a CSV"),
+    "out-of-range values": (
+        lambda text: set_column(text, "age", "150", every=50),
+        "column 'age': raw: maximum",
+    ),
+    "mostly missing column": (
+        lambda text: set_column(text, "saving_accounts", "", every=1),
+        "column 'saving_accounts': raw: missing rate",
+    ),
+    "unseen categories": (
+        lambda text: set_column(text, "housing", "castle", every=20),
+        "rows, e.g. 'castle'; add them to 'allowed'",
+    ),
+    "single-class target": (lambda text: set_column(text, "risk", "1"), "target has two classes"),
+    "fractional integers": (
+        lambda text: set_column(text, "duration", "12.5", every=30),
+        "column 'duration': raw: whole numbers",
+    ),
+    "broken business rule": (
+        lambda text: set_column(text, "age", lambda _: "17", every=40),
+        "raw: rule adult_applicant: age >= 18",
+    ),
+    "too few rows": (lambda text: "\n".join(text.splitlines()[:101]) + "\n", "dataset: row count"),
+}
+
+
+def md5(path) -> str:
+    return hashlib.md5(path.read_bytes()).hexdigest()
+
+
+@pytest.mark.parametrize("kind", sorted(BROKEN))
+def test_broken_raw_data_is_refused_clearly_and_loses_nothing(reproduced_copy, kind):
+    project = reproduced_copy
+    breaker, message = BROKEN[kind]
+    raw = project.path / RAW
+    raw.chmod(0o644)
+    if breaker is None:
+        raw.write_bytes((project.path / "models" / "model.joblib").read_bytes()[:4096])
+    else:
+        raw.write_bytes(breaker(raw.read_text()).encode("utf-8", "surrogateescape"))
+    before = {path: md5(project.path / path) for path in PROTECTED}
+    result = project.command("preprocess", check=False)
+    assert result.returncode == 2, result.stdout + result.stderr
+    assert message in result.stderr, result.stderr
+    assert "Traceback" not in result.stderr
+    assert {path: md5(project.path / path) for path in PROTECTED} == before
+
+
+@pytest.mark.parametrize("kind", ["unseen categories", "text in a numeric column"])
+def test_dvc_repro_stops_before_training_and_keeps_the_model(reproduced_copy, kind):
+    project = reproduced_copy
+    breaker, message = BROKEN[kind]
+    raw = project.path / RAW
+    raw.chmod(0o644)
+    raw.write_text(breaker(raw.read_text()))
+    before = {path: md5(project.path / path) for path in ["dvc.lock", "production/baseline.json"]}
+    result = project.dvc("repro", check=False)
+    assert result.returncode != 0 and message in result.stdout + result.stderr
+    assert "Running stage 'validate'" not in result.stdout and "Running stage 'train'" not in result.stdout
+    assert {path: md5(project.path / path) for path in before} == before
+    assert (project.path / "models" / "model.joblib").exists()
+
+
+def test_infer_schema_drafts_a_schema_that_the_data_passes(reproduced_copy):
+    project = reproduced_copy
+    project.command("infer-schema", "--output", "schema.yaml")
+    draft = (project.path / "schema.yaml").read_text()
+    assert draft.startswith("# Drafted by infer-schema") and "REVIEW BEFORE COMMITTING" in draft
+    project.command("preprocess")
+    assert "checks passed" in project.command("validate").stdout
