@@ -51,15 +51,25 @@ def comparison_check(settings: dict[str, Any], metrics: dict[str, Any], baseline
 
 
 def data_quality_checks(settings: dict[str, Any], validation: dict[str, Any]) -> list[Check]:
-    rates = [check["value"] for check in validation.get("checks", []) if check["name"].endswith(": missing rate")]
-    worst = max(rates, default=0.0)
+    """Validation's verdict, the worst missing rate and the worst drift, from validate's report."""
+    checks = validation.get("checks", [])
+    rates = [check["value"] for check in checks if check["name"].endswith(": missing rate")]
+    drifts = [check["value"] for check in checks if check["name"] == "drift: PSI"]
+    worst_rate, worst_drift = max(rates, default=0.0), max(drifts, default=0.0)
     return [
         Check("data_quality: validation passed", bool(validation.get("passed")), validation.get("checks_failed"), 0),
         Check(
             f"data_quality: missing rate <= {settings['missing_rate_max']}",
-            worst <= settings["missing_rate_max"],
-            worst,
+            worst_rate <= settings["missing_rate_max"],
+            worst_rate,
             settings["missing_rate_max"],
+        ),
+        Check(
+            f"data_quality: drift PSI <= {settings['drift_psi_max']}",
+            worst_drift <= settings["drift_psi_max"],
+            worst_drift,
+            settings["drift_psi_max"],
+            detail="" if drifts else "no reference: nothing promoted yet",
         ),
     ]
 

@@ -3,6 +3,8 @@
 import pandas as pd
 from sklearn.model_selection import train_test_split
 
+from .checks import failure_lines
+from .contract import contract_checks
 from .errors import PipelineError
 from .files import write_parquet
 from .params import load_params, param, path_param
@@ -26,6 +28,18 @@ def split(frame: pd.DataFrame, target: str, test_size: float, seed: int) -> tupl
         raise PipelineError(f"cannot make a stratified split on target '{target}': {error}") from None
 
 
+def refuse_broken_contract(frame: pd.DataFrame, schema, target: str) -> None:
+    """Bad raw data stops here, before any output is written, so dvc.lock and every output stay as they were.
+
+    validate checks the same contract again on each split, with drift, and records every check.
+    """
+    failures = failure_lines(contract_checks({"raw": frame}, schema, target))
+    if failures:
+        raise PipelineError(
+            f"the raw data breaks the data contract: {len(failures)} checks\n  " + "\n  ".join(failures)
+        )
+
+
 def main() -> None:
     params = load_params()
     target = param(params, "data.target")
@@ -33,7 +47,9 @@ def main() -> None:
     if target not in schema.columns:
         raise PipelineError(f"data.target '{target}' is not a column of {path_param(params, 'schema')}")
     raw = read_raw_csv(path_param(params, "raw"), schema, param(params, "data.csv_delimiter"))
-    train, test = split(clean(raw, target), target, param(params, "split.test_size"), param(params, "split.seed"))
+    cleaned = clean(raw, target)
+    refuse_broken_contract(cleaned, schema, target)
+    train, test = split(cleaned, target, param(params, "split.test_size"), param(params, "split.seed"))
     write_parquet(train, path_param(params, "train"))
     write_parquet(test, path_param(params, "test"))
     print(f"preprocess: {len(raw)} raw rows -> {len(train)} train, {len(test)} test")

@@ -9,10 +9,11 @@ import json
 import subprocess
 from pathlib import Path
 
+from .drift import sample
 from .errors import PipelineError
-from .files import read_json, write_json
+from .files import read_json, read_parquet, write_json, write_parquet
 from .model import file_md5, recorded_md5
-from .params import load_params, path_param
+from .params import load_params, param, path_param
 
 STAGE = "prod"
 FIRST_VERSION = "v1.0.0"
@@ -83,8 +84,12 @@ def main() -> None:
         "source_commit": git("rev-parse", "HEAD").strip(),
         "metrics": read_json(path_param(params, "evaluation")),
     }
-    recorded = [str(path_param(params, "baseline")), "dvc.lock", str(path_param(params, "gate"))]
+    recorded = [str(path_param(params, name)) for name in ("baseline", "reference", "validation", "gate")]
+    recorded.append("dvc.lock")
     write_json(baseline, path_param(params, "baseline"))
+    settings = param(params, "validate")
+    reference = sample(read_parquet(path_param(params, "train")), settings["reference_rows"], settings["seed"])
+    write_parquet(reference.drop(columns=[param(params, "data.target")]), path_param(params, "reference"))
     try:
         dvc("repro", "--quiet")  # the gate re-runs against its new baseline, so dvc.lock stays current
         git("add", *recorded)

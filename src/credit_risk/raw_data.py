@@ -35,6 +35,9 @@ def _read_header(path: Path, delimiter: str) -> list[str]:
         raise PipelineError(f"{path}: file not found; put your CSV there or set paths.raw in params.yaml")
     if path.stat().st_size == 0:
         raise PipelineError(f"{path}: the file is empty; it needs a header row and data rows")
+    with path.open("rb") as handle:
+        if b"\x00" in handle.read(4096):  # text never holds NUL bytes; Parquet, Excel, zip and pickles do
+            raise PipelineError(f"{path}: this is a binary file, not a CSV; export the data as CSV")
     try:
         with path.open(encoding="utf-8") as handle:
             first_line = handle.readline()
@@ -44,8 +47,6 @@ def _read_header(path: Path, delimiter: str) -> list[str]:
             f"{path}: not UTF-8 text (byte {error.object[error.start]:#04x} at offset {error.start}); "
             "re-save the file as UTF-8 CSV"
         ) from None
-    if "\x00" in first_line:
-        raise PipelineError(f"{path}: this is a binary file, not a CSV; export the data as CSV")
     if not has_rows:
         raise PipelineError(f"{path}: a header but no data rows")
     return [name.strip().strip('"') for name in first_line.rstrip("\r\n").split(delimiter)]

@@ -3,7 +3,7 @@
 The check functions are pure: they take a DataFrame and return `Check` records.
 """
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -15,6 +15,7 @@ from .errors import PipelineError
 
 TYPES = ("numeric", "integer", "categorical")
 EXAMPLES_SHOWN = 3
+INFER_HINT = "run the infer-schema command and review its draft if the change is intended"
 
 
 @dataclass(frozen=True)
@@ -25,6 +26,10 @@ class ColumnSpec:
     min: float | None = None
     max: float | None = None
     allowed: tuple | None = None
+    unique: bool = False
+    mean_min: float | None = None
+    mean_max: float | None = None
+    std_max: float | None = None
 
     @property
     def is_numeric(self) -> bool:
@@ -35,6 +40,8 @@ class ColumnSpec:
 class Schema:
     columns: dict[str, ColumnSpec]
     min_rows: int = 1
+    max_rows: int | None = None
+    rules: dict[str, str] = field(default_factory=dict)
 
     def read_dtypes(self) -> dict[str, str]:
         """The dtype each column is read and stored as: float for numbers, category for labels."""
@@ -51,9 +58,12 @@ def load_schema(path: Path) -> Schema:
     columns = raw.get("columns")
     if not isinstance(columns, dict) or not columns:
         raise PipelineError(f"{path} needs a 'columns' mapping from each column name to its type and rules")
+    dataset = raw.get("dataset") or {}
     return Schema(
         columns={str(name): _column_spec(path, str(name), spec) for name, spec in columns.items()},
-        min_rows=int((raw.get("dataset") or {}).get("min_rows", 1)),
+        min_rows=int(dataset.get("min_rows", 1)),
+        max_rows=dataset.get("max_rows"),
+        rules={str(name): str(rule) for name, rule in (raw.get("rules") or {}).items()},
     )
 
 
@@ -68,47 +78,59 @@ def _column_spec(path: Path, name: str, spec: Any) -> ColumnSpec:
     return ColumnSpec(**{**spec, "allowed": tuple(allowed) if allowed is not None else None})
 
 
-def _examples(values: pd.Series) -> str:
+def examples(values: pd.Series) -> str:
     shown = sorted({str(value) for value in values.head(100)})[:EXAMPLES_SHOWN]
     return ", ".join(repr(value) for value in shown)
 
 
-def check_row_count(rows: int, schema: Schema) -> Check:
-    enough = rows >= schema.min_rows
-    return Check(
-        "dataset: row count",
-        enough,
-        rows,
-        schema.min_rows,
-        detail="" if enough else "too few rows to train and evaluate on; lower dataset.min_rows only knowingly",
-    )
+def check_row_count(rows: int, schema: Schema) -> list[Check]:
+    checks = [
+        Check(
+            "dataset: row count >= min_rows",
+            rows >= schema.min_rows,
+            rows,
+            schema.min_rows,
+            detail="" if rows >= schema.min_rows else "too few rows to train and evaluate on",
+        ),
+    ]
+    if schema.max_rows is not None:
+        checks.append(
+            Check(
+                "dataset: row count <= max_rows",
+                rows <= schema.max_rows,
+                rows,
+                schema.max_rows,
+                detail="" if rows <= schema.max_rows else "more rows than expected: duplicated input?",
+            )
+        )
+    return checks
 
 
 def check_dataset(frame: pd.DataFrame, schema: Schema, target: str, label: str) -> list[Check]:
     """Required columns and a usable target, for one named part of the data."""
-    checks = []
     missing = sorted(set(schema.columns) - set(frame.columns))
-    checks.append(
+    checks = [
         Check(
             f"{label}: required columns present",
             not missing,
             len(missing),
             0,
-            detail=f"missing {missing}" if missing else "",
+            detail=f"missing {missing}; {INFER_HINT}" if missing else "",
         )
-    )
+    ]
     if target not in frame.columns:
-        checks.append(
+        return [
+            *checks,
             Check(
                 f"{label}: target present",
                 False,
                 column=target,
                 detail="set data.target in params.yaml to the label column",
-            )
-        )
-        return checks
+            ),
+        ]
     classes = frame[target].nunique(dropna=True)
-    checks.append(
+    return [
+        *checks,
         Check(
             f"{label}: target has two classes",
             classes == 2,
@@ -116,13 +138,12 @@ def check_dataset(frame: pd.DataFrame, schema: Schema, target: str, label: str) 
             2,
             column=target,
             detail="" if classes == 2 else "a binary classifier needs both classes in the data",
-        )
-    )
-    return checks
+        ),
+    ]
 
 
 def check_column(series: pd.Series, spec: ColumnSpec, label: str) -> list[Check]:
-    """Type, missing values, range and allowed values of one column against its spec."""
+    """Type, missing values, range, allowed values, uniqueness and statistics of one column."""
     name = series.name
     type_ok = (
         pd.api.types.is_numeric_dtype(series) if spec.is_numeric else isinstance(series.dtype, pd.CategoricalDtype)
@@ -130,7 +151,13 @@ def check_column(series: pd.Series, spec: ColumnSpec, label: str) -> list[Check]
     checks = [Check(f"{label}: type {spec.type}", type_ok, str(series.dtype), spec.type, column=name)]
     if not type_ok:
         return checks
+
+    def bad_rows(rule: str, bad: pd.Series, value, threshold, fix: str = "") -> Check:
+        detail = f"{len(bad)} rows, e.g. {examples(bad)}{'; ' + fix if fix else ''}" if len(bad) else ""
+        return Check(f"{label}: {rule}", bad.empty, value, threshold, column=name, detail=detail)
+
     missing_rate = float(series.isna().mean()) if len(series) else 0.0
+    present = series.dropna()
     if not spec.nullable:
         nulls = int(series.isna().sum())
         checks.append(
@@ -140,7 +167,7 @@ def check_column(series: pd.Series, spec: ColumnSpec, label: str) -> list[Check]
                 nulls,
                 0,
                 column=name,
-                detail="" if nulls == 0 else "fill them, drop the rows, or set nullable: true in schema.yaml",
+                detail="" if not nulls else "fill or drop them, or set nullable: true in schema.yaml",
             )
         )
     if spec.max_missing_rate is not None:
@@ -153,64 +180,42 @@ def check_column(series: pd.Series, spec: ColumnSpec, label: str) -> list[Check]
                 column=name,
             )
         )
-    present = series.dropna()
     if spec.type == "integer":
         fractional = present[present != present.round()]
-        checks.append(
-            Check(
-                f"{label}: whole numbers",
-                fractional.empty,
-                len(fractional),
-                0,
-                column=name,
-                detail=f"e.g. {_examples(fractional)}" if len(fractional) else "",
-            )
-        )
+        checks.append(bad_rows("whole numbers", fractional, len(fractional), 0))
     if spec.min is not None:
         below = present[present < spec.min]
-        checks.append(
-            Check(
-                f"{label}: minimum",
-                below.empty,
-                _extreme(present.min()),
-                spec.min,
-                column=name,
-                detail=f"{len(below)} rows below, e.g. {_examples(below)}" if len(below) else "",
-            )
-        )
+        checks.append(bad_rows("minimum", below, _number(present.min()), spec.min))
     if spec.max is not None:
         above = present[present > spec.max]
-        checks.append(
-            Check(
-                f"{label}: maximum",
-                above.empty,
-                _extreme(present.max()),
-                spec.max,
-                column=name,
-                detail=f"{len(above)} rows above, e.g. {_examples(above)}" if len(above) else "",
-            )
-        )
+        checks.append(bad_rows("maximum", above, _number(present.max()), spec.max))
     if spec.allowed is not None:
         unseen = present[~present.isin(_allowed_values(spec))]
-        checks.append(
-            Check(
-                f"{label}: allowed values",
-                unseen.empty,
-                len(unseen),
-                0,
-                column=name,
-                detail=(
-                    f"{len(unseen)} rows hold values not in the schema, e.g. {_examples(unseen)}; "
-                    "add them to 'allowed' in schema.yaml if they are intended"
-                )
-                if len(unseen)
-                else "",
-            )
-        )
+        checks.append(bad_rows("allowed values", unseen, len(unseen), 0, f"add them to 'allowed' or {INFER_HINT}"))
+    if spec.unique:
+        repeated = present[present.duplicated()]
+        checks.append(bad_rows("unique values", repeated, len(repeated), 0))
+    checks += _statistics(present, spec, label)
     return checks
 
 
-def _extreme(value: Any) -> float | None:
+def _statistics(present: pd.Series, spec: ColumnSpec, label: str) -> list[Check]:
+    if not spec.is_numeric or present.empty:
+        return []
+    mean, std = float(present.mean()), float(present.std(ddof=0))
+    bounds = [
+        ("mean >= mean_min", mean, spec.mean_min, mean >= (spec.mean_min if spec.mean_min is not None else mean)),
+        ("mean <= mean_max", mean, spec.mean_max, mean <= (spec.mean_max if spec.mean_max is not None else mean)),
+        ("spread <= std_max", std, spec.std_max, std <= (spec.std_max if spec.std_max is not None else std)),
+    ]
+    return [
+        Check(f"{label}: {rule}", passed, round(value, 6), limit, column=present.name)
+        for rule, value, limit, passed in bounds
+        if limit is not None
+    ]
+
+
+def _number(value: Any) -> float | None:
     return None if pd.isna(value) else float(value)
 
 

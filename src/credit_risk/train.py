@@ -25,7 +25,11 @@ def main() -> None:
     model.fit(features, labels)
     save_model(model, path_param(params, "model"))
     log_learning_curve(
-        model, features, labels, param(params, "train.learning_curve"), param(params, "train.seed"),
+        model,
+        features,
+        labels,
+        param(params, "train.learning_curve"),
+        param(params, "train.seed"),
         path_param(params, "learning_curve"),
     )
     print(f"train: {name} on {len(frame)} rows, {features.shape[1]} features")

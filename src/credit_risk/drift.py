@@ -1,0 +1,74 @@
+"""Drift of the current data against the reference: the data the production model was trained on.
+
+PSI (population stability index) per column, vectorised over the full current data: numeric columns
+in the reference's quantile bins, categorical columns by category, missing values as a bin of their
+own. Evidently's drift tests run on bounded, seeded samples and give the share of drifted columns
+and the HTML report people read.
+"""
+
+import os
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from .checks import Check
+
+EPSILON = 1e-4  # stands in for an empty bin, so the logarithm stays finite
+
+
+def psi(reference: pd.Series, current: pd.Series, bins: int) -> float:
+    """Population stability index of one column; 0.1 is a small shift, 0.2 a significant one."""
+    if pd.api.types.is_numeric_dtype(reference):
+        edges = np.unique(np.nanquantile(reference.to_numpy(dtype=float), np.linspace(0, 1, bins + 1)))
+        edges[0], edges[-1] = -np.inf, np.inf
+        ref_codes = pd.cut(reference, edges, labels=False).fillna(-1)
+        cur_codes = pd.cut(current, edges, labels=False).fillna(-1)
+    else:
+        ref_codes = reference.astype("string").fillna("<missing>")
+        cur_codes = current.astype("string").fillna("<missing>")
+    ref_share = ref_codes.value_counts(normalize=True)
+    cur_share = cur_codes.value_counts(normalize=True)
+    keys = ref_share.index.union(cur_share.index)
+    expected = ref_share.reindex(keys, fill_value=0).to_numpy().clip(EPSILON)
+    actual = cur_share.reindex(keys, fill_value=0).to_numpy().clip(EPSILON)
+    return float(np.sum((actual - expected) * np.log(actual / expected)))
+
+
+def psi_checks(
+    reference: pd.DataFrame, current: pd.DataFrame, columns: list[str], bins: int, limit: float
+) -> list[Check]:
+    checks = []
+    for column in columns:
+        score = round(psi(reference[column], current[column], bins), 6)
+        checks.append(
+            Check(
+                "drift: PSI",
+                score <= limit,
+                score,
+                limit,
+                column=column,
+                detail=""
+                if score <= limit
+                else "the distribution moved since the production model's "
+                "training data; retrain and review, or raise validate.drift_psi_max knowingly",
+            )
+        )
+    return checks
+
+
+def evidently_drift(reference: pd.DataFrame, current: pd.DataFrame, report_path: Path) -> float:
+    """Evidently's DataDriftPreset on the two samples: writes the HTML report, returns the drifted share."""
+    os.environ.setdefault("DO_NOT_TRACK", "1")  # no telemetry, so a closed network never slows a stage
+    from evidently import Report
+    from evidently.presets import DataDriftPreset
+
+    snapshot = Report([DataDriftPreset()]).run(current_data=current, reference_data=reference)
+    report_path.parent.mkdir(parents=True, exist_ok=True)
+    snapshot.save_html(str(report_path))  # Evidently writes nothing when given a Path
+    counts = [m["value"] for m in snapshot.dict()["metrics"] if m["metric_name"].startswith("DriftedColumnsCount")]
+    return round(float(counts[0]["share"]), 6) if counts else 0.0
+
+
+def sample(frame: pd.DataFrame, rows: int, seed: int) -> pd.DataFrame:
+    return frame if len(frame) <= rows else frame.sample(n=rows, random_state=seed)
