@@ -14,6 +14,7 @@ DETERMINISTIC_OUTPUTS = [
     "data/processed/test.parquet",
     "models/model.joblib",
     "metrics/validation.json",
+    "reports/drift.html",
     "metrics/evaluation.json",
     "plots/roc.json",
     "plots/precision_recall.json",

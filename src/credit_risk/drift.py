@@ -7,6 +7,10 @@ and the HTML report people read.
 """
 
 import os
+import random
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
@@ -57,18 +61,36 @@ def psi_checks(
     return checks
 
 
-def evidently_drift(reference: pd.DataFrame, current: pd.DataFrame, report_path: Path) -> float:
+def evidently_drift(reference: pd.DataFrame, current: pd.DataFrame, report_path: Path, seed: int) -> float:
     """Evidently's DataDriftPreset on the two samples: writes the HTML report, returns the drifted share."""
     os.environ.setdefault("DO_NOT_TRACK", "1")  # no telemetry, so a closed network never slows a stage
     from evidently import Report
     from evidently.presets import DataDriftPreset
 
-    snapshot = Report([DataDriftPreset()]).run(current_data=current, reference_data=reference)
-    report_path.parent.mkdir(parents=True, exist_ok=True)
-    snapshot.save_html(str(report_path))  # Evidently writes nothing when given a Path
+    with seeded_ids(seed):
+        snapshot = Report([DataDriftPreset()]).run(current_data=current, reference_data=reference)
+        report_path.parent.mkdir(parents=True, exist_ok=True)
+        snapshot.save_html(str(report_path))  # Evidently writes nothing when given a Path
     counts = [m["value"] for m in snapshot.dict()["metrics"] if m["metric_name"].startswith("DriftedColumnsCount")]
     return round(float(counts[0]["share"]), 6) if counts else 0.0
 
 
 def sample(frame: pd.DataFrame, rows: int, seed: int) -> pd.DataFrame:
     return frame if len(frame) <= rows else frame.sample(n=rows, random_state=seed)
+
+
+@contextmanager
+def seeded_ids(seed: int) -> Iterator[None]:
+    """Evidently names its widgets with random UUIDs (uuid4, and time-based uuid7); seeded ones give the
+    same HTML bytes for the same data, so DVC sees an unchanged report. Evidently's own demo does the same.
+    """
+    import uuid6
+
+    rng = random.Random(seed)
+    originals = uuid.uuid4, uuid6.uuid7
+    uuid.uuid4 = lambda: uuid.UUID(int=rng.getrandbits(128), version=4)
+    uuid6.uuid7 = lambda: uuid6.UUID(int=rng.getrandbits(128), version=7)
+    try:
+        yield
+    finally:
+        uuid.uuid4, uuid6.uuid7 = originals

@@ -16,14 +16,14 @@ from .schema import load_schema
 
 def drift_checks(current: pd.DataFrame, reference: pd.DataFrame, settings: dict, report_path) -> list[Check]:
     """PSI on all rows and Evidently on samples, against the reference; the HTML report either way."""
+    seed = settings["seed"]
     if reference.empty:
-        evidently_drift(
-            *(sample(part, settings["sample_rows"], settings["seed"]) for part in (current, current)), report_path
-        )
+        current_sample = sample(current, settings["sample_rows"], seed)
+        evidently_drift(current_sample, current_sample, report_path, seed)
         return [Check("drift: reference present", True, detail="no reference: no model has been promoted yet")]
     columns = [column for column in reference.columns if column in current.columns]
-    shared = [sample(frame[columns], settings["sample_rows"], settings["seed"]) for frame in (reference, current)]
-    share = evidently_drift(*shared, report_path)
+    shared = [sample(frame[columns], settings["sample_rows"], seed) for frame in (reference, current)]
+    share = evidently_drift(*shared, report_path, seed)
     return [
         *psi_checks(reference, current, columns, settings["psi_bins"], settings["drift_psi_max"]),
         Check(
