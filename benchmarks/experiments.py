@@ -16,7 +16,8 @@ from moto.server import ThreadedMotoServer
 from tools.bakery import bake_project, make_project
 
 CREDENTIALS = {"AWS_ACCESS_KEY_ID": "bench", "AWS_SECRET_ACCESS_KEY": "bench"}
-DEPTHS = [3, 5, 7, 9]
+QUEUED_LEAVES = [4, 5, 6, 10]  # train.hist_gradient_boosting.max_leaf_nodes of each run
+SEQUENTIAL_LEAVES = [8, 9, 11, 12]  # other values, so no run is a cache hit
 
 
 def timed(action) -> float:
@@ -64,14 +65,17 @@ def main() -> None:
             pulled = folder_bytes(fresh.path / ".dvc" / "cache")
 
             def queue_run():
-                for depth in DEPTHS:
-                    project.dvc("exp", "run", "--queue", "-S", f"train.random_forest.max_depth={depth}")
+                for leaves in QUEUED_LEAVES:
+                    project.dvc("exp", "run", "--queue", "-S", f"train.hist_gradient_boosting.max_leaf_nodes={leaves}")
                 project.dvc("queue", "start", "-j", "2")
                 wait_for_queue(project)
 
             queued = timed(queue_run)
             sequential = timed(
-                lambda: [project.dvc("exp", "run", "-S", f"train.random_forest.max_depth={d + 1}") for d in DEPTHS]
+                lambda: [
+                    project.dvc("exp", "run", "-S", f"train.hist_gradient_boosting.max_leaf_nodes={leaves}")
+                    for leaves in SEQUENTIAL_LEAVES
+                ]
             )
     finally:
         server.stop()

@@ -75,11 +75,12 @@ def test_bake_gives_exactly_the_expected_files(tmp_path, answers, slug, package)
     assert (project / ".git").exists() == (answers.get("init_git", "yes") == "yes")
 
 
-def test_no_template_syntax_is_left_in_any_file(tmp_path):
-    result = bake(tmp_path / "out", project_name="Leftovers Check")
+@pytest.mark.parametrize("ci", ["github", "gitlab"])
+def test_no_template_syntax_is_left_in_any_file(tmp_path, ci):
+    result = bake(tmp_path / "out", project_name="Leftovers Check", ci=ci)
     assert result.returncode == 0, result.stderr
     project = tmp_path / "out" / "leftovers-check"
-    # GitHub Actions' own `${{ ... }}` expressions are meant to survive rendering
+    # CI expressions (GitHub's `${{ ... }}`) are meant to survive rendering
     jinja = re.compile(r"(?<!\$)\{\{|\{%|cookiecutter\.")
     leftovers = [
         str(path)
@@ -87,7 +88,10 @@ def test_no_template_syntax_is_left_in_any_file(tmp_path):
         if path.is_file() and ".git" not in path.parts and jinja.search(path.read_text(errors="ignore"))
     ]
     assert leftovers == []
-    assert "${{ github.ref }}" in (project / ".github" / "workflows" / "pipeline.yml").read_text()
+    ci_file = {"github": ".github/workflows/pipeline.yml", "gitlab": ".gitlab-ci.yml"}[ci]
+    assert "leftovers-check report" in (project / ci_file).read_text()
+    if ci == "github":
+        assert "${{ github.ref }}" in (project / ci_file).read_text()
     assert "leftovers-check" in (project / "dvc.yaml").read_text()
     assert 'leftovers-check = "leftovers_check.cli:main"' in (project / "pyproject.toml").read_text()
 

@@ -17,7 +17,7 @@ def candidate_f1(project) -> float:
 
 
 def test_weak_candidate_fails_the_gate_naming_each_failed_check(reproduced_copy):
-    reproduced_copy.set_param("train.random_forest", {"n_estimators": 1, "max_depth": 1})
+    reproduced_copy.set_param("train.hist_gradient_boosting", {"max_iter": 1, "max_leaf_nodes": 2})
     result = reproduced_copy.dvc("repro", check=False)
     assert result.returncode != 0
     gate = json.loads((reproduced_copy.path / "metrics" / "gate.json").read_text())
@@ -73,7 +73,7 @@ def test_promoted_model_is_tagged_and_restored_by_tag_and_checkout(reproduced_co
     assert project.git("status", "--porcelain").stdout == ""
     assert json.loads(project.dvc("status", "--json").stdout) == {}
 
-    project.set_param("train.random_forest.max_depth", 4)  # a new candidate replaces the model
+    project.set_param("train.hist_gradient_boosting.max_leaf_nodes", 4)  # a new candidate replaces the model
     project.dvc("repro", check=False)
     project.commit_all("Another candidate")
     model = project.path / "models" / "model.joblib"

@@ -56,7 +56,7 @@ def test_metrics_and_plots_are_declared_for_dvc(reproduced):
 
 
 def test_train_param_change_reruns_train_evaluate_gate_only(reproduced_copy):
-    reproduced_copy.set_param("train.random_forest.max_depth", 6)
+    reproduced_copy.set_param("train.hist_gradient_boosting.max_leaf_nodes", 6)
     result = reproduced_copy.dvc("repro")
     assert reproduced_copy.stages_run(result.stdout) == ["train", "evaluate", "gate"]
 

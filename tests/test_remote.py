@@ -88,13 +88,26 @@ def test_fresh_clone_pulls_every_output_byte_for_byte_and_reproduces_nothing(pus
 def test_in_a_fresh_clone_a_train_param_reruns_train_evaluate_gate_only(pushed, tmp_path):
     fresh = clone(pushed, tmp_path / "clone")
     fresh.dvc("pull", "--run-cache")
-    fresh.set_param("train.random_forest.max_depth", 7)
+    fresh.set_param("train.hist_gradient_boosting.max_leaf_nodes", 10)
     assert fresh.stages_run(fresh.dvc("repro").stdout) == ["train", "evaluate", "gate"]
+
+
+def test_a_training_run_pushed_from_elsewhere_is_restored_from_the_run_cache_not_recomputed(pushed, tmp_path):
+    pushed.set_param("train.hist_gradient_boosting.max_leaf_nodes", 10)
+    pushed.dvc("repro")  # a teammate's experiment, never committed, its run pushed to the run-cache
+    pushed.dvc("push", "--run-cache")
+    fresh = clone(pushed, tmp_path / "clone")
+    fresh.dvc("pull", "--run-cache")
+    fresh.set_param("train.hist_gradient_boosting.max_leaf_nodes", 10)
+    result = fresh.dvc("repro", "--pull")  # --pull fetches the outputs of runs it restores
+    assert "Stage 'train' is cached - skipping run, checking out outputs" in result.stdout, result.stdout
+    assert fresh.stages_run(result.stdout) == ["evaluate", "gate"]  # their metrics live in git, not the cache
+    assert md5(fresh.path / "models" / "model.joblib") == md5(pushed.path / "models" / "model.joblib")
 
 
 def test_remote_outage_fails_clearly_damages_nothing_and_a_retry_succeeds(pushed, s3, tmp_path):
     fresh = clone(pushed, tmp_path / "clone")
-    pushed.set_param("train.random_forest.max_depth", 7)
+    pushed.set_param("train.hist_gradient_boosting.max_leaf_nodes", 10)
     pushed.dvc("repro")
     before = {output: md5(pushed.path / output) for output in OUTPUTS}
     s3.stop()

@@ -20,19 +20,19 @@ def test_report_on_a_branch_shows_verdict_metric_diff_and_changed_param(reproduc
     project = reproduced_copy
     main_f1 = json.loads((project.path / "metrics" / "evaluation.json").read_text())["f1"]
     project.git("checkout", "--quiet", "-b", "feature")
-    project.set_param("train.random_forest.max_depth", 5)
+    project.set_param("train.hist_gradient_boosting.max_leaf_nodes", 5)
     project.dvc("repro", check=False)
-    project.commit_all("Shallower trees")
+    project.commit_all("Fewer leaves")
     report = project.command("report", "--base", "main").stdout
     new_f1 = json.loads((project.path / "metrics" / "evaluation.json").read_text())["f1"]
 
-    assert report.startswith("<!-- dvc-pipeline-report -->")
+    assert report.startswith("<!-- dvc-pipeline-report -->") and "Not reproduced" not in report
     assert report.index("## Gate:") < report.index("## Metrics against `main`") < report.index("## Params")
     path, metric, old, new, _change = metric_row(report, "f1")
     assert (path, metric) == ("metrics/evaluation.json", "f1")
     assert float(old) == pytest.approx(main_f1, abs=1e-5) and float(new) == pytest.approx(new_f1, abs=1e-5)
-    _, param, old_depth, new_depth = metric_row(report, "train.random_forest.max_depth")[:4]
-    assert (old_depth, new_depth) == ("8", "5")
+    _, param, old_depth, new_depth = metric_row(report, "train.hist_gradient_boosting.max_leaf_nodes")[:4]
+    assert (old_depth, new_depth) == ("7", "5")
     assert "## Data validation" in report and "reports/plots/index.html" in report
     assert (project.path / "reports" / "plots" / "index.html").exists()
 
@@ -51,11 +51,24 @@ def test_report_when_the_base_is_missing_still_shows_current_values(reproduced):
     assert "f1" in report and "## Gate: PASSED" in report
 
 
+def test_report_warns_when_the_pipeline_could_not_be_reproduced(reproduced_copy):
+    """CI with no DVC remote: the raw data is not in the checkout, so `dvc repro` fails at preprocess."""
+    project = reproduced_copy
+    for path in ("data/raw/german_credit.csv", "data/processed/train.parquet", "data/processed/test.parquet"):
+        (project.path / path).unlink()
+    assert project.dvc("repro", check=False).returncode != 0
+    report = project.command("report", "--base", "main").stdout
+    warning = next(line for line in report.splitlines() if "Not reproduced" in line)
+    assert report.index(warning) < report.index("## Gate:")
+    assert "`preprocess`" in warning and "`data/raw/german_credit.csv.dvc`" in warning
+    assert "no DVC remote holds the data" in warning
+
+
 def test_report_names_the_failed_gate_checks(reproduced_copy):
     reproduced_copy.set_param("gate.performance.accuracy_min", 0.99)
     reproduced_copy.dvc("repro", check=False)
     report = reproduced_copy.command("report").stdout
-    assert "## Gate: FAILED" in report
+    assert "## Gate: FAILED" in report and "Not reproduced" not in report
     assert "❌ performance: accuracy >= 0.99: value" in report
 
 

@@ -1,7 +1,9 @@
 """Broken raw data, every kind a user meets: a clear message, a non-zero exit, nothing later runs or changes."""
 
 import hashlib
+import json
 
+import pandas as pd
 import pytest
 
 RAW = "data/raw/german_credit.csv"
@@ -116,3 +118,26 @@ def test_infer_schema_drafts_a_schema_that_the_data_passes(reproduced_copy):
     assert draft.startswith("# Drafted by infer-schema") and "REVIEW BEFORE COMMITTING" in draft
     project.command("preprocess")
     assert "checks passed" in project.command("validate").stdout
+
+
+def test_drift_against_the_production_reference_stops_dvc_repro_before_training(reproduced_copy):
+    project = reproduced_copy
+    # what `promote` keeps of the production model's training data, here from applicants 25 years older
+    reference = pd.read_parquet(project.path / "data" / "processed" / "train.parquet").drop(columns=["risk"])
+    reference["age"] += 25
+    reference.to_parquet(project.path / "production" / "reference.parquet", index=False)
+    model = project.path / "models" / "model.joblib"
+    model_before = md5(model)
+
+    result = project.dvc("repro", check=False)
+
+    assert result.returncode != 0
+    assert "column 'age': drift: PSI (value" in result.stderr
+    assert "Running stage 'train'" not in result.stdout
+    assert md5(model) == model_before
+    checks = json.loads((project.path / "metrics" / "validation.json").read_text())["checks"]
+    drifted = {check["column"] for check in checks if check["name"] == "drift: PSI" and not check["passed"]}
+    assert drifted == {"age"}
+    evidently = next(check for check in checks if check["name"].startswith("drift: share of drifted columns"))
+    assert evidently["value"] > 0
+    assert (project.path / "reports" / "drift.html").stat().st_size > 100_000

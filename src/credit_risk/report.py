@@ -4,6 +4,7 @@ DVC does the diffing (`dvc metrics diff`, `dvc params diff`, `dvc plots diff`); 
 and lays the results out. It works in any checkout, so `<command> report` shows locally what CI posts.
 """
 
+import json
 import subprocess
 from pathlib import Path
 
@@ -12,6 +13,7 @@ from .params import load_params, path_param
 
 MARKER = "<!-- dvc-pipeline-report -->"  # lets CI find and update its own comment
 PLOTS_DIR = Path("reports/plots")
+GATE_STAGE = "gate"  # a failed gate leaves its stage unlocked; its verdict is current all the same
 
 
 def dvc(*args: str) -> subprocess.CompletedProcess:
@@ -31,6 +33,22 @@ def base_problem(base: str, metrics_dir: str) -> str | None:
     if not files.stdout.strip():
         return f"The base `{base}` has no metrics yet: every value below is new."
     return None
+
+
+def reproduction_warning() -> list[str]:
+    """A warning when the workspace does not match dvc.lock: then the values below were not reproduced."""
+    status = dvc("status", "--json")
+    try:
+        stale = sorted(set(json.loads(status.stdout or "{}")) - {GATE_STAGE})
+    except ValueError:
+        stale = []
+    if not stale:
+        return []
+    return [
+        f"> ⚠️ **Not reproduced**: `dvc status` lists {', '.join(f'`{name}`' for name in stale)} as changed, so "
+        "the values below are the last committed ones, not this revision's. Did `dvc repro` fail? Its log says "
+        "why; a missing `data/raw` file in CI means no DVC remote holds the data (`dvc remote add`, `dvc push`)."
+    ]
 
 
 def gate_section(gate: dict) -> list[str]:
@@ -86,13 +104,14 @@ def build_report(base: str) -> str:
     problem = base_problem(base, str(path_param(params, "gate").parent))
     sections = [
         [MARKER, "# Pipeline report"],
+        reproduction_warning(),
         gate_section(read_json(path_param(params, "gate"))),
         metrics_section(base, problem),
         params_section(base, problem),
         validation_section(read_json(path_param(params, "validation"))),
         plots_section(base, problem),
     ]
-    return "\n\n".join("\n".join(section) for section in sections) + "\n"
+    return "\n\n".join("\n".join(section) for section in sections if section) + "\n"
 
 
 def main(base: str = "main") -> None:

@@ -1,6 +1,7 @@
 import numpy as np
 import pandas as pd
 import pytest
+from fairlearn.metrics import demographic_parity_difference, equalized_odds_difference
 
 from {{ cookiecutter.package_name }}.fairness import fairness_report
 from {{ cookiecutter.package_name }}.robustness import add_numeric_noise, inject_missing, robustness_report, swap_categories
@@ -15,7 +16,23 @@ def test_equal_treatment_has_no_gap_and_unequal_treatment_shows_it():
     assert fair["max_gap"] == 0.0
     biased = fairness_report(y_true, np.array([0] * 50 + [1] * 50), groups, ["sex"])
     assert biased["by_column"]["sex"]["demographic_parity_difference"] == pytest.approx(1.0)
-    assert biased["by_column"]["sex"]["groups"]["m"] == {"rows": 50, "selection_rate": 1.0, "true_positive_rate": 1.0}
+    assert biased["by_column"]["sex"]["groups"]["m"] == {
+        "rows": 50,
+        "selection_rate": 1.0,
+        "true_positive_rate": 1.0,
+        "false_positive_rate": 1.0,
+    }
+
+
+def test_gaps_are_fairlearns_own_measures():
+    rng = np.random.default_rng(3)
+    y_true, y_pred = rng.integers(0, 2, 500), rng.integers(0, 2, 500)
+    frame = pd.DataFrame({"group": rng.choice(["a", "b", "c"], 500, p=[0.5, 0.3, 0.2])})
+    gaps = fairness_report(y_true, y_pred, frame, ["group"])["by_column"]["group"]
+    expected_parity = demographic_parity_difference(y_true, y_pred, sensitive_features=frame["group"])
+    expected_odds = equalized_odds_difference(y_true, y_pred, sensitive_features=frame["group"])
+    assert gaps["demographic_parity_difference"] == pytest.approx(expected_parity, abs=1e-6)
+    assert gaps["equalized_odds_difference"] == pytest.approx(expected_odds, abs=1e-6)
 
 
 def test_perturbations_change_the_data_as_asked_and_are_seeded():
@@ -30,7 +47,24 @@ def test_perturbations_change_the_data_as_asked_and_are_seeded():
 
 
 def test_largest_drop_is_reported():
-    settings = {"noise_scale": 0.1, "missing_rate": 0.5, "swap_rate": 0.5}
-    report = robustness_report(lambda frame: 1.0 - frame.isna().mean().mean(), FEATURES, settings, seed=0)
+    settings = {"noise_scale": 0.1, "missing_rate": 0.5, "swap_rate": 0.5, "max_rows": 1000}
+    labels = np.zeros(len(FEATURES))
+    report = robustness_report(lambda frame, _: 1.0 - frame.isna().mean().mean(), FEATURES, labels, settings, seed=0)
     assert report["clean"] == 1.0
     assert report["max_drop"] == report["drop"]["missing_values"] > 0.3
+
+
+def test_a_large_test_set_is_perturbed_on_a_seeded_sample_with_its_own_labels():
+    settings = {"noise_scale": 0.1, "missing_rate": 0.1, "swap_rate": 0.1, "max_rows": 50}
+    labels = FEATURES["amount"].to_numpy() * 2
+    calls = []
+
+    def score(frame, frame_labels):
+        calls.append((frame.index.tolist(), frame_labels.tolist()))
+        return 1.0
+
+    robustness_report(score, FEATURES, labels, settings, seed=0)
+    robustness_report(score, FEATURES, labels, settings, seed=0)
+    rows, clean_labels = calls[0]
+    assert len(rows) == 50 and clean_labels == [2.0 * row for row in rows]
+    assert all(call == calls[0] for call in calls)

@@ -3,7 +3,13 @@ import pandas as pd
 import pytest
 
 from {{ cookiecutter.package_name }}.errors import PipelineError
-from {{ cookiecutter.package_name }}.model import ESTIMATORS, binary_labels, build_pipeline, make_estimator
+from {{ cookiecutter.package_name }}.model import (
+    ESTIMATORS,
+    CategoryCodes,
+    binary_labels,
+    build_pipeline,
+    make_estimator,
+)
 
 
 def frame(rows: int = 60) -> pd.DataFrame:
@@ -24,6 +30,16 @@ def test_every_estimator_fits_through_the_same_pipeline(name):
     model = build_pipeline(["amount"], ["colour"], make_estimator(name, {}, seed=0)).fit(features, labels)
     unseen = pd.DataFrame({"amount": [0.5], "colour": pd.Categorical(["green"])})
     assert model.predict_proba(unseen).shape == (1, 2)
+
+
+def test_category_codes_are_those_of_training_with_missing_and_unseen_labels_as_nan():
+    training = pd.DataFrame({"colour": pd.Categorical(["red", "blue", "red", None, "green", "red", "blue"])})
+    encoder = CategoryCodes(max_categories=2).fit(training)
+    assert encoder.categories_[0].tolist() == ["blue", "red"]  # the two most frequent, in order
+    serving = pd.DataFrame({"colour": ["red", "blue", "green", None, "purple"]})  # plain text, as a request sends
+    codes = encoder.transform(serving)[:, 0]
+    assert codes[:2].tolist() == [1.0, 0.0]
+    assert np.isnan(codes[2:]).all()
 
 
 def test_seed_reaches_the_estimator():

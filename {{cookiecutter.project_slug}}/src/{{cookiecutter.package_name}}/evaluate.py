@@ -32,7 +32,9 @@ def main() -> None:
     robustness = param(params, "evaluate.robustness")
     scorer = get_scorer(robustness["metric"])
     write_json(
-        robustness_report(lambda frame: scorer(model, frame, y_true), features, robustness, robustness["seed"]),
+        robustness_report(
+            lambda frame, labels: scorer(model, frame, labels), features, y_true, robustness, robustness["seed"]
+        ),
         path_param(params, "robustness"),
     )
     snapshot = features.head(SNAPSHOT_ROWS)

@@ -8,6 +8,7 @@ Checks, each configured in params.yaml's `gate` section:
 Any failed check fails `dvc repro`, one line per check.
 """
 
+from dataclasses import replace
 from typing import Any
 
 from .checks import Check, failure_lines, report
@@ -56,45 +57,28 @@ def data_quality_checks(settings: dict[str, Any], validation: dict[str, Any]) ->
     rates = [check["value"] for check in checks if check["name"].endswith(": missing rate")]
     drifts = [check["value"] for check in checks if check["name"] == "drift: PSI"]
     worst_rate, worst_drift = max(rates, default=0.0), max(drifts, default=0.0)
+    drift = at_most("data_quality: drift PSI", worst_drift, settings["drift_psi_max"])
     return [
         Check("data_quality: validation passed", bool(validation.get("passed")), validation.get("checks_failed"), 0),
-        Check(
-            f"data_quality: missing rate <= {settings['missing_rate_max']}",
-            worst_rate <= settings["missing_rate_max"],
-            worst_rate,
-            settings["missing_rate_max"],
-        ),
-        Check(
-            f"data_quality: drift PSI <= {settings['drift_psi_max']}",
-            worst_drift <= settings["drift_psi_max"],
-            worst_drift,
-            settings["drift_psi_max"],
-            detail="" if drifts else "no reference: nothing promoted yet",
-        ),
+        at_most("data_quality: missing rate", worst_rate, settings["missing_rate_max"]),
+        replace(drift, detail="" if drifts else "no reference: nothing promoted yet"),
     ]
+
+
+def at_most(name: str, value: float, limit: float) -> Check:
+    return Check(f"{name} <= {limit}", value <= limit, value, limit)
 
 
 def gate_checks(params: dict[str, Any]) -> list[Check]:
     metrics = {**read_json(path_param(params, "evaluation")), **read_json(path_param(params, "latency"))}
     fairness = read_json(path_param(params, "fairness"))
     robustness = read_json(path_param(params, "robustness"))
-    gate = param(params, "gate")
     return [
         *threshold_checks(param(params, "gate.performance"), metrics, "performance"),
         comparison_check(param(params, "gate.comparison"), metrics, read_json(path_param(params, "baseline"))),
         *data_quality_checks(param(params, "gate.data_quality"), read_json(path_param(params, "validation"))),
-        Check(
-            f"fairness: largest group gap <= {gate['fairness']['max_gap']}",
-            fairness["max_gap"] <= gate["fairness"]["max_gap"],
-            fairness["max_gap"],
-            gate["fairness"]["max_gap"],
-        ),
-        Check(
-            f"robustness: largest drop <= {gate['robustness']['max_drop']}",
-            robustness["max_drop"] <= gate["robustness"]["max_drop"],
-            robustness["max_drop"],
-            gate["robustness"]["max_drop"],
-        ),
+        at_most("fairness: largest group gap", fairness["max_gap"], param(params, "gate.fairness.max_gap")),
+        at_most("robustness: largest drop", robustness["max_drop"], param(params, "gate.robustness.max_drop")),
     ]
 
 

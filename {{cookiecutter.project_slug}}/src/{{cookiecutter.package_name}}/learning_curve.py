@@ -10,14 +10,23 @@ import numpy as np
 import pandas as pd
 from sklearn.model_selection import StratifiedKFold, learning_curve
 from sklearn.pipeline import Pipeline
+from sklearn.utils import resample
 
 
 def log_learning_curve(
     model: Pipeline, features: pd.DataFrame, labels: np.ndarray, settings: dict, seed: int, directory: Path
 ) -> None:
-    """One DVCLive step per training-set size: train and validation ROC AUC, and the size itself."""
+    """One DVCLive step per training-set size: train and validation ROC AUC, and the size itself.
+
+    The curve's many fits use a stratified sample of at most `max_rows` rows: its shape is a diagnosis,
+    and the full data would make it cost several times the training run itself.
+    """
     from dvclive import Live  # imported here: only training logs curves
 
+    if len(features) > settings["max_rows"]:
+        features, labels = resample(
+            features, labels, n_samples=settings["max_rows"], replace=False, stratify=labels, random_state=seed
+        )
     sizes, train_scores, validation_scores = learning_curve(
         model,
         features,

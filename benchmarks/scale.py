@@ -1,0 +1,237 @@
+"""The whole pipeline at growing sizes, under DVC and as one bare script: wall time, memory, ratios.
+
+    python -m benchmarks.scale --rows 100000 1000000 10000000
+
+For each size, a freshly baked default project gets synthetic data shaped like the sample
+(benchmarks.synthetic) as its raw CSV (`dvc add`, as a user bringing data would) and a drift
+reference of the production model's size, then:
+
+1. `dvc repro`, every stage: each stage's wall time and peak RSS (a shim in front of the project's
+   command records them), and what DVC adds around the stages;
+2. a no-op `dvc repro` beside `dvc status` (medians);
+3. `dvc repro` after a train param changes (`train.seed`), and which stages it ran;
+4. the bare floor: the same five stage functions one after another in one Python process, in a copy
+   of the project without DVC.
+
+Figures, not tests: tests/test_benchmarks.py only runs it at a tiny size to prove it works.
+"""
+
+import argparse
+import json
+import os
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import pandas as pd
+from tools.bakery import Project, bake_project
+
+from benchmarks.synthetic import synthesize, write_csv
+from credit_risk.schema import load_schema
+
+STAGES = ["preprocess", "validate", "train", "evaluate", "gate"]
+CHANGED_TRAIN_PARAM = "train.seed"
+REFERENCE_SEED = 1  # the reference is another draw: the production model's training data
+TARGETS = {
+    "full dvc repro / bare script": 1.3,
+    "no-op dvc repro / dvc status": 1.1,
+    "train-param repro / full dvc repro": 0.6,
+}
+PEAK_RSS_TARGET_GB = 6.0
+
+STAGE_SHIM = """#!{python}
+import json, resource, subprocess, sys, time
+start = time.perf_counter()
+code = subprocess.call([{real!r}, *sys.argv[1:]])
+with open({log!r}, "a") as log:
+    log.write(json.dumps({{
+        "stage": sys.argv[1],
+        "seconds": time.perf_counter() - start,
+        "peak_rss_bytes": resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss * 1024,
+    }}) + "\\n")
+sys.exit(code)
+"""
+
+# Linux reports, for RUSAGE_CHILDREN, the largest peak RSS among all waited-for descendants.
+PEAK_OF_COMMAND = """
+import resource, subprocess, sys
+code = subprocess.call(sys.argv[2:])
+open(sys.argv[1], "w").write(str(resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss * 1024))
+sys.exit(code)
+"""
+
+BARE_SCRIPT = """
+import importlib, json, resource, sys, time
+seconds = {{}}
+for stage in {stages!r}:
+    start = time.perf_counter()
+    importlib.import_module("{package}." + stage).main()
+    seconds[stage] = time.perf_counter() - start
+peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+print(json.dumps({{"seconds": seconds, "peak_rss_bytes": peak}}), file=sys.stderr)
+"""
+
+
+@dataclass
+class Run:
+    seconds: float
+    output: str
+    peak_rss_bytes: int
+
+
+def timed(project: Project, *args: str) -> Run:
+    """Wall time of one command in the project, and the peak RSS of the largest process it started.
+
+    The figures are of a working pipeline only: a failed command (a failed gate included) stops the
+    benchmark with DVC's output.
+    """
+    with tempfile.NamedTemporaryFile("r") as peak:
+        start = time.perf_counter()
+        result = project.run(sys.executable, "-c", PEAK_OF_COMMAND, peak.name, *args, check=False)
+        seconds = time.perf_counter() - start
+        if result.returncode != 0:
+            tail = "\n".join((result.stdout + result.stderr).splitlines()[-15:])
+            raise SystemExit(f"`{' '.join(args)}` failed, so there is nothing to measure:\n{tail}")
+        return Run(seconds, result.stdout + result.stderr, int(peak.read()))
+
+
+def prepare(scratch: Path, rows: int, seed: int) -> Project:
+    """A baked default project holding `rows` synthetic rows as its raw data, committed."""
+    project = bake_project(scratch)
+    sample = pd.read_csv(project.path / "data" / "raw" / "german_credit.csv")
+    write_csv(synthesize(sample, rows, seed), project.path / "data" / "raw" / "german_credit.csv")
+    schema_file = project.path / "schema.yaml"
+    schema_file.write_text(schema_file.read_text().replace("max_rows: 1000000", f"max_rows: {max(rows, 1000000)}"))
+    write_reference(project, sample)
+    project.dvc("add", "--quiet", "data/raw/german_credit.csv")
+    project.commit_all(f"{rows} synthetic rows")
+    return project
+
+
+def write_reference(project: Project, sample: pd.DataFrame) -> None:
+    """What `promote` keeps of the production model's training data: a sample, typed, without the target."""
+    import yaml
+
+    params = yaml.safe_load((project.path / "params.yaml").read_text())
+    dtypes = load_schema(project.path / params["paths"]["schema"]).read_dtypes()
+    reference = synthesize(sample, params["validate"]["reference_rows"], REFERENCE_SEED).astype(dtypes)
+    reference.drop(columns=[params["data"]["target"]]).to_parquet(project.path / params["paths"]["reference"])
+
+
+def install_stage_shim(project: Project, log: Path) -> None:
+    """Put a command of the project's name first on PATH that times the real one and logs it."""
+    real = shutil.which(project.slug, path=project.env["PATH"])
+    shim_dir = log.parent / "shim"
+    shim_dir.mkdir()
+    shim = shim_dir / project.slug
+    shim.write_text(STAGE_SHIM.format(python=sys.executable, real=real, log=str(log)))
+    shim.chmod(0o755)
+    project.env["PATH"] = f"{shim_dir}{os.pathsep}{project.env['PATH']}"
+
+
+def stage_log(log: Path) -> dict[str, dict]:
+    entries = [json.loads(line) for line in log.read_text().splitlines()] if log.exists() else []
+    log.unlink(missing_ok=True)
+    return {entry["stage"]: entry for entry in entries}
+
+
+def bare_run(project: Project, copy_to: Path) -> tuple[float, dict]:
+    """The five stages' main() in one process, in a copy of the project that DVC never touches."""
+    shutil.copytree(project.path, copy_to, ignore=shutil.ignore_patterns(".dvc", ".git"))
+    package = project.slug.replace("-", "_")
+    script = BARE_SCRIPT.format(stages=STAGES, package=package)
+    env = {**project.env, "PYTHONPATH": str(copy_to / "src")}
+    start = time.perf_counter()
+    result = subprocess.run([sys.executable, "-c", script], cwd=copy_to, env=env, capture_output=True, text=True)
+    seconds = time.perf_counter() - start
+    if result.returncode != 0:
+        raise SystemExit(f"the bare script failed:\n{result.stdout}\n{result.stderr}")
+    return seconds, json.loads(result.stderr.strip().splitlines()[-1])
+
+
+def measure(rows: int, repeat: int, seed: int) -> dict:
+    with tempfile.TemporaryDirectory() as scratch:
+        scratch = Path(scratch)
+        project = prepare(scratch / "project", rows, seed)
+        log = scratch / "stages.jsonl"
+        install_stage_shim(project, log)
+        full = timed(project, "dvc", "repro")
+        stages = stage_log(log)
+        noop = statistics.median(timed(project, "dvc", "repro").seconds for _ in range(repeat))
+        status = statistics.median(timed(project, "dvc", "status").seconds for _ in range(repeat))
+        project.commit_all("Full run")
+        bare_seconds, bare = bare_run(project, scratch / "bare")
+        project.set_param(CHANGED_TRAIN_PARAM, 43)
+        changed = timed(project, "dvc", "repro")
+        rerun = list(stage_log(log))
+    return {
+        "rows": rows,
+        "full": full,
+        "stages": stages,
+        "noop": noop,
+        "status": status,
+        "bare_seconds": bare_seconds,
+        "bare": bare,
+        "changed": changed,
+        "rerun": rerun,
+    }
+
+
+def gb(n_bytes: float) -> str:
+    return f"{n_bytes / 2**30:.2f} GB"
+
+
+def report(figures: dict) -> list[str]:
+    """The figures of one size as printable lines; failed targets are marked."""
+    rows, full, stages, bare = figures["rows"], figures["full"], figures["stages"], figures["bare"]
+    lines = [f"## {rows:,} rows", "", f"{'stage':<12}{'dvc repro':>12}{'peak RSS':>12}{'bare':>12}"]
+    for stage in STAGES:
+        entry = stages.get(stage, {"seconds": float("nan"), "peak_rss_bytes": 0})
+        lines.append(
+            f"{stage:<12}{entry['seconds']:>10.2f} s{gb(entry['peak_rss_bytes']):>12}"
+            f"{bare['seconds'].get(stage, float('nan')):>10.2f} s"
+        )
+    overhead = full.seconds - sum(entry["seconds"] for entry in stages.values())
+    lines += [
+        f"{'total':<12}{full.seconds:>10.2f} s{gb(full.peak_rss_bytes):>12}{figures['bare_seconds']:>10.2f} s"
+        f"  (bare peak RSS {gb(bare['peak_rss_bytes'])}; DVC around the stages {overhead:.2f} s)",
+        f"no-op dvc repro {figures['noop']:.2f} s, dvc status {figures['status']:.2f} s (medians)",
+        f"after {CHANGED_TRAIN_PARAM} changed: {figures['changed'].seconds:.2f} s, stages run: "
+        f"{', '.join(figures['rerun']) or 'none'}",
+        "gate: passed, both runs",
+    ]
+    ratios = {
+        "full dvc repro / bare script": full.seconds / figures["bare_seconds"],
+        "no-op dvc repro / dvc status": figures["noop"] / figures["status"],
+        "train-param repro / full dvc repro": figures["changed"].seconds / full.seconds,
+    }
+    for name, value in ratios.items():
+        verdict = "meets" if value <= TARGETS[name] else "MISSES"
+        lines.append(f"{name:<38}{value:6.2f} x   {verdict} target {TARGETS[name]} x")
+    skipped = [stage for stage in ("preprocess", "validate") if stage not in figures["rerun"]]
+    lines.append(f"{'preprocess and validate skipped':<38}{'yes' if len(skipped) == 2 else 'NO':>6}")
+    peak_ok = full.peak_rss_bytes <= PEAK_RSS_TARGET_GB * 2**30
+    lines.append(
+        f"{'peak RSS of any process':<38}{gb(full.peak_rss_bytes):>9}   "
+        f"{'meets' if peak_ok else 'MISSES'} target {PEAK_RSS_TARGET_GB} GB"
+    )
+    return lines
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--rows", type=int, nargs="+", default=[100_000, 1_000_000], help="sizes to run")
+    parser.add_argument("--repeat", type=int, default=5, help="runs of the no-op repro and of status")
+    parser.add_argument("--seed", type=int, default=0, help="seed of the synthetic data")
+    args = parser.parse_args()
+    for rows in args.rows:
+        print("\n".join(report(measure(rows, args.repeat, args.seed))) + "\n", flush=True)
+
+
+if __name__ == "__main__":
+    main()
