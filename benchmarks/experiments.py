@@ -35,11 +35,6 @@ def folder_bytes(path: Path) -> int:
     return sum(file.stat().st_size for file in path.rglob("*") if file.is_file())
 
 
-def wait_for_queue(project) -> None:
-    while any(state in project.dvc("queue", "status").stdout for state in ("Queued", "Running")):
-        time.sleep(1)
-
-
 def main() -> None:
     server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
     server.start()
@@ -67,8 +62,7 @@ def main() -> None:
             def queue_run():
                 for leaves in QUEUED_LEAVES:
                     project.dvc("exp", "run", "--queue", "-S", f"train.hist_gradient_boosting.max_leaf_nodes={leaves}")
-                project.dvc("queue", "start", "-j", "2")
-                wait_for_queue(project)
+                project.run_experiment_queue(jobs=2, timeout_seconds=1800)
 
             queued = timed(queue_run)
             sequential = timed(

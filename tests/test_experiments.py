@@ -2,23 +2,9 @@
 
 import json
 import shlex
-import time
-
-import pytest
 
 GRID = [4, 6, 10]
 QUEUE_TIMEOUT_SECONDS = 600
-
-
-def wait_for_queue(project) -> str:
-    """Poll `dvc queue status` until nothing is queued or running; bounded by QUEUE_TIMEOUT_SECONDS."""
-    deadline = time.monotonic() + QUEUE_TIMEOUT_SECONDS
-    while time.monotonic() < deadline:
-        status = project.dvc("queue", "status").stdout
-        if not any(state in status for state in ("Queued", "Running")):
-            return status
-        time.sleep(2)
-    pytest.fail(f"the experiment queue did not drain in {QUEUE_TIMEOUT_SECONDS} s:\n{status}")
 
 
 def readme_command(project, prefix: str) -> list[str]:
@@ -34,8 +20,7 @@ def test_set_param_experiment_queue_grid_show_and_apply(reproduced_copy):
 
     values = ",".join(str(leaves) for leaves in GRID)
     project.dvc("exp", "run", "--queue", "-S", f"train.hist_gradient_boosting.max_leaf_nodes={values}")
-    project.dvc("queue", "start", "-j", "2")
-    status = wait_for_queue(project)
+    status = project.run_experiment_queue(jobs=2, timeout_seconds=QUEUE_TIMEOUT_SECONDS)
     assert status.count("Success") == len(GRID), status
 
     table = json.loads(project.dvc("exp", "show", "--json").stdout)

@@ -9,6 +9,7 @@ import os
 import shutil
 import subprocess
 import sys
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -47,6 +48,31 @@ class Project:
     @property
     def slug(self) -> str:
         return self.path.name
+
+    def run_experiment_queue(self, jobs: int, timeout_seconds: float) -> str:
+        """`dvc queue start -j <jobs>`, then poll `dvc queue status` until nothing is queued or running.
+
+        The workers are daemons that inherit the starting command's output, so it is not captured:
+        a worker has been seen to stay alive after "shutting down due to empty queue", and a captured
+        pipe would then never close. Each worker gets its share of the cores for OpenMP, as the
+        project's README advises: oversubscribed, OpenMP's threads spin waiting for each other.
+        """
+        threads = max(1, (os.cpu_count() or 1) // jobs)
+        subprocess.run(
+            [str(VENV_BIN / "dvc"), "queue", "start", "-j", str(jobs)],
+            cwd=self.path,
+            env={**self.env, "OMP_NUM_THREADS": str(threads)},
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+            check=True,
+        )
+        deadline = time.monotonic() + timeout_seconds
+        while time.monotonic() < deadline:
+            status = self.dvc("queue", "status").stdout
+            if not any(state in status for state in ("Queued", "Running")):
+                return status
+            time.sleep(1)
+        raise AssertionError(f"the experiment queue did not drain in {timeout_seconds} s:\n{status}")
 
     def stages_run(self, repro_output: str) -> list[str]:
         return [line.split("'")[1] for line in repro_output.splitlines() if line.startswith("Running stage '")]
