@@ -32,6 +32,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pandas as pd
+import yaml
 from tools.bakery import Project, bake_project
 
 from benchmarks.synthetic import synthesize, write_csv
@@ -48,25 +49,26 @@ TARGETS = {
 }
 PEAK_RSS_TARGET_GB = 6.0
 
-STAGE_SHIM = """#!{python}
+# Runs a command and appends its label, wall time and peak RSS to a log. Linux reports, for
+# RUSAGE_CHILDREN, the largest peak RSS among all waited-for descendants, so DVC's stage processes count.
+MEASURE_SCRIPT = """
 import json, resource, subprocess, sys, time
+log, label, *command = sys.argv[1:]
 start = time.perf_counter()
-code = subprocess.call([{real!r}, *sys.argv[1:]])
-with open({log!r}, "a") as log:
-    log.write(json.dumps({{
-        "stage": sys.argv[1],
-        "seconds": time.perf_counter() - start,
-        "peak_rss_bytes": resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss * 1024,
-    }}) + "\\n")
+code = subprocess.call(command)
+record = {
+    "label": label,
+    "seconds": time.perf_counter() - start,
+    "peak_rss_bytes": resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss * 1024,
+}
+with open(log, "a") as out:
+    out.write(json.dumps(record) + "\\n")
 sys.exit(code)
 """
 
-# Linux reports, for RUSAGE_CHILDREN, the largest peak RSS among all waited-for descendants.
-PEAK_OF_COMMAND = """
-import resource, subprocess, sys
-code = subprocess.call(sys.argv[2:])
-open(sys.argv[1], "w").write(str(resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss * 1024))
-sys.exit(code)
+# In front of the project's command on PATH, so each stage DVC runs is measured: `<command> <stage>`.
+STAGE_SHIM = """#!/bin/sh
+exec "{python}" "{measure}" "{log}" "$1" "{real}" "$@"
 """
 
 BARE_SCRIPT = """
@@ -87,20 +89,19 @@ class Run:
     peak_rss_bytes: int
 
 
-def timed(project: Project, *args: str) -> Run:
+def timed(project: Project, measure: Path, *args: str) -> Run:
     """Wall time of one command in the project, and the peak RSS of the largest process it started.
 
     The figures are of a working pipeline only: a failed command (a failed gate included) stops the
     benchmark with DVC's output.
     """
-    with tempfile.NamedTemporaryFile("r") as peak:
-        start = time.perf_counter()
-        result = project.run(sys.executable, "-c", PEAK_OF_COMMAND, peak.name, *args, check=False)
-        seconds = time.perf_counter() - start
-        if result.returncode != 0:
-            tail = "\n".join((result.stdout + result.stderr).splitlines()[-15:])
-            raise SystemExit(f"`{' '.join(args)}` failed, so there is nothing to measure:\n{tail}")
-        return Run(seconds, int(peak.read()))
+    log = measure.with_name("command.jsonl")
+    result = project.run(sys.executable, str(measure), str(log), "command", *args, check=False)
+    if result.returncode != 0:
+        tail = "\n".join((result.stdout + result.stderr).splitlines()[-15:])
+        raise SystemExit(f"`{' '.join(args)}` failed, so there is nothing to measure:\n{tail}")
+    record = read_log(log)["command"]
+    return Run(record["seconds"], record["peak_rss_bytes"])
 
 
 def prepare(scratch: Path, rows: int, seed: int) -> Project:
@@ -118,29 +119,28 @@ def prepare(scratch: Path, rows: int, seed: int) -> Project:
 
 def write_reference(project: Project, sample: pd.DataFrame) -> None:
     """What `promote` keeps of the production model's training data: a sample, typed, without the target."""
-    import yaml
-
     params = yaml.safe_load((project.path / "params.yaml").read_text())
     dtypes = load_schema(project.path / params["paths"]["schema"]).read_dtypes()
     reference = synthesize(sample, params["validate"]["reference_rows"], REFERENCE_SEED).astype(dtypes)
     reference.drop(columns=[params["data"]["target"]]).to_parquet(project.path / params["paths"]["reference"])
 
 
-def install_stage_shim(project: Project, log: Path) -> None:
-    """Put a command of the project's name first on PATH that times the real one and logs it."""
+def install_stage_shim(project: Project, measure: Path, log: Path) -> None:
+    """Put a command of the project's name first on PATH that measures the real one into `log`."""
     real = shutil.which(project.slug, path=project.env["PATH"])
     shim_dir = log.parent / "shim"
     shim_dir.mkdir()
     shim = shim_dir / project.slug
-    shim.write_text(STAGE_SHIM.format(python=sys.executable, real=real, log=str(log)))
+    shim.write_text(STAGE_SHIM.format(python=sys.executable, measure=measure, log=log, real=real))
     shim.chmod(0o755)
     project.env["PATH"] = f"{shim_dir}{os.pathsep}{project.env['PATH']}"
 
 
-def stage_log(log: Path) -> dict[str, dict]:
-    entries = [json.loads(line) for line in log.read_text().splitlines()] if log.exists() else []
+def read_log(log: Path) -> dict[str, dict]:
+    """The records of a measure log by label, in the order they were written; the log is emptied."""
+    records = [json.loads(line) for line in log.read_text().splitlines()] if log.exists() else []
     log.unlink(missing_ok=True)
-    return {entry["stage"]: entry for entry in entries}
+    return {record["label"]: record for record in records}
 
 
 def bare_runs(project: Project, copy_to: Path, runs: int) -> list[tuple[float, dict]]:
@@ -163,21 +163,23 @@ def measure(rows: int, repeat: int, runs: int, seed: int) -> dict:
     with tempfile.TemporaryDirectory() as scratch:
         scratch = Path(scratch)
         project = prepare(scratch / "project", rows, seed)
+        measure = scratch / "measure.py"
+        measure.write_text(MEASURE_SCRIPT)
         log = scratch / "stages.jsonl"
-        install_stage_shim(project, log)
+        install_stage_shim(project, measure, log)
         full, stage_runs = [], []
         for _ in range(runs):  # --force runs every stage and bypasses the run-cache
-            full.append(timed(project, "dvc", "repro", "--force"))
-            stage_runs.append(stage_log(log))
-        noop = statistics.median(timed(project, "dvc", "repro").seconds for _ in range(repeat))
-        status = statistics.median(timed(project, "dvc", "status").seconds for _ in range(repeat))
+            full.append(timed(project, measure, "dvc", "repro", "--force"))
+            stage_runs.append(read_log(log))
+        noop = statistics.median(timed(project, measure, "dvc", "repro").seconds for _ in range(repeat))
+        status = statistics.median(timed(project, measure, "dvc", "status").seconds for _ in range(repeat))
         project.commit_all("Full run")
         bare = bare_runs(project, scratch / "bare", runs)
         changed, reruns = [], []
         for run in range(runs):  # a new value each time, so each run is a real change
             project.set_param(CHANGED_TRAIN_PARAM, TRAIN_SEED_CHANGES_FROM + run)
-            changed.append(timed(project, "dvc", "repro").seconds)
-            reruns.append(list(stage_log(log)))
+            changed.append(timed(project, measure, "dvc", "repro").seconds)
+            reruns.append(list(read_log(log)))
     return {
         "rows": rows,
         "runs": runs,

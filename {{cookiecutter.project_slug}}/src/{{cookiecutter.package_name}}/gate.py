@@ -8,7 +8,6 @@ Checks, each configured in params.yaml's `gate` section:
 Any failed check fails `dvc repro`, one line per check.
 """
 
-from dataclasses import replace
 from typing import Any
 
 from .checks import Check, failure_lines, report
@@ -57,16 +56,16 @@ def data_quality_checks(settings: dict[str, Any], validation: dict[str, Any]) ->
     rates = [check["value"] for check in checks if check["name"].endswith(": missing rate")]
     drifts = [check["value"] for check in checks if check["name"] == "drift: PSI"]
     worst_rate, worst_drift = max(rates, default=0.0), max(drifts, default=0.0)
-    drift = at_most("data_quality: drift PSI", worst_drift, settings["drift_psi_max"])
+    no_reference = "" if drifts else "no reference: nothing promoted yet"
     return [
         Check("data_quality: validation passed", bool(validation.get("passed")), validation.get("checks_failed"), 0),
         at_most("data_quality: missing rate", worst_rate, settings["missing_rate_max"]),
-        replace(drift, detail="" if drifts else "no reference: nothing promoted yet"),
+        at_most("data_quality: drift PSI", worst_drift, settings["drift_psi_max"], detail=no_reference),
     ]
 
 
-def at_most(name: str, value: float, limit: float) -> Check:
-    return Check(f"{name} <= {limit}", value <= limit, value, limit)
+def at_most(name: str, value: float, limit: float, detail: str = "") -> Check:
+    return Check(f"{name} <= {limit}", value <= limit, value, limit, detail=detail)
 
 
 def gate_checks(params: dict[str, Any]) -> list[Check]:

@@ -27,9 +27,9 @@ def strip_labels(values: pd.Series) -> pd.Series:
     """
     stripped = values.cat.categories.astype(str).str.strip()
     labels = pd.Index(sorted(set(stripped) - {""}))
-    new_code_of_old = np.array([labels.get_loc(label) if label else -1 for label in stripped], dtype=np.int64)
-    codes = values.cat.codes.to_numpy()
-    new_codes = np.where(codes >= 0, new_code_of_old[codes], -1) if len(stripped) else codes
+    # new code of each old code; the extra last entry is where the missing code, -1, lands
+    new_code_of_old = np.array([labels.get_loc(label) if label else -1 for label in stripped] + [-1])
+    new_codes = new_code_of_old[values.cat.codes.to_numpy()]
     return pd.Series(pd.Categorical.from_codes(new_codes, categories=labels), index=values.index, name=values.name)
 
 

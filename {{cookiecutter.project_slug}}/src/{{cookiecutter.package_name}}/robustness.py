@@ -8,6 +8,7 @@ from collections.abc import Callable
 
 import numpy as np
 import pandas as pd
+from sklearn.utils import resample
 
 
 def add_numeric_noise(frame: pd.DataFrame, scale: float, rng: np.random.Generator) -> pd.DataFrame:
@@ -52,8 +53,9 @@ def robustness_report(
     than the rest of evaluate at 10M rows, and the drop is a difference of two scores on the same rows.
     """
     if len(features) > settings["max_rows"]:
-        rows = np.sort(np.random.default_rng(seed).choice(len(features), settings["max_rows"], replace=False))
-        features, labels = features.iloc[rows], labels[rows]
+        features, labels = resample(
+            features, labels, n_samples=settings["max_rows"], replace=False, stratify=labels, random_state=seed
+        )
     perturbations = {
         "numeric_noise": lambda rng: add_numeric_noise(features, settings["noise_scale"], rng),
         "missing_values": lambda rng: inject_missing(features, settings["missing_rate"], rng),
