@@ -97,7 +97,7 @@ def test_bad_param_is_a_clear_error_without_traceback(reproduced_copy):
     model_before = (reproduced_copy.path / "models" / "model.joblib").read_bytes()
     result = reproduced_copy.command("train", check=False)
     assert result.returncode == 2
-    assert "train.estimator 'svm' is unknown: choose one of" in result.stderr
+    assert "'train.estimator' is 'svm': Input should be 'hist_gradient_boosting'" in result.stderr
     assert "Traceback" not in result.stderr
     assert (reproduced_copy.path / "models" / "model.joblib").read_bytes() == model_before
 

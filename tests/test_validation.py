@@ -113,7 +113,7 @@ def test_dvc_repro_stops_before_training_and_keeps_the_model(reproduced_copy, ki
 
 def test_infer_schema_drafts_a_schema_that_the_data_passes(reproduced_copy):
     project = reproduced_copy
-    project.command("infer-schema", "--output", "schema.yaml")
+    project.command("infer-schema", "--output", "schema.yaml", "--force")
     draft = (project.path / "schema.yaml").read_text()
     assert draft.startswith("# Drafted by infer-schema") and "REVIEW BEFORE COMMITTING" in draft
     project.command("preprocess")

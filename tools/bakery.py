@@ -5,6 +5,7 @@ lock); its own package is installed with `pip install --no-deps -e` into a priva
 console command is the real entry point declared in its pyproject.toml.
 """
 
+import hashlib
 import os
 import shutil
 import subprocess
@@ -21,14 +22,33 @@ VENV_BIN = Path(sys.executable).parent
 DEFAULT_SLUG = "credit-risk"
 
 
+def md5(path: Path) -> str:
+    with path.open("rb") as handle:
+        return hashlib.file_digest(handle, "md5").hexdigest()
+
+
+def set_yaml_key(path: Path, dotted_key: str, value) -> None:
+    """Set one key (e.g. "split.seed") of a YAML file, as a user editing it would."""
+    data = yaml.safe_load(path.read_text())
+    *parents, last = dotted_key.split(".")
+    node = data
+    for part in parents:
+        node = node[part]
+    node[last] = value
+    path.write_text(yaml.safe_dump(data, sort_keys=False))
+
+
 @dataclass
 class Project:
     path: Path
     env: dict[str, str]
 
-    def run(self, *args: str, check: bool = True, cwd: Path | None = None) -> subprocess.CompletedProcess:
-        """Run a command in the project; on an unexpected exit code, fail with its output."""
-        result = subprocess.run(args, cwd=cwd or self.path, env=self.env, capture_output=True, text=True)
+    def run(
+        self, *args: str, check: bool = True, cwd: Path | None = None, env: dict[str, str] | None = None
+    ) -> subprocess.CompletedProcess:
+        """Run a command in the project (with `env` added to its environment); fail with its output if it fails."""
+        environment = {**self.env, **(env or {})}
+        result = subprocess.run(args, cwd=cwd or self.path, env=environment, capture_output=True, text=True)
         if check and result.returncode != 0:
             raise AssertionError(
                 f"{' '.join(args)} exited {result.returncode}\n--- stdout\n{result.stdout}\n--- stderr\n{result.stderr}"
@@ -79,14 +99,7 @@ class Project:
 
     def set_param(self, dotted_key: str, value) -> None:
         """Change one key of the project's params.yaml, as a user editing it would."""
-        params_file = self.path / "params.yaml"
-        params = yaml.safe_load(params_file.read_text())
-        *parents, last = dotted_key.split(".")
-        node = params
-        for part in parents:
-            node = node[part]
-        node[last] = value
-        params_file.write_text(yaml.safe_dump(params, sort_keys=False))
+        set_yaml_key(self.path / "params.yaml", dotted_key, value)
 
     def commit_all(self, message: str) -> None:
         self.git("add", "--all")

@@ -2,15 +2,18 @@
 tools around the pipeline.
 
 A command's module is imported only when that command runs, so each command pays only for the
-libraries it uses.
+libraries it uses. Exit status: 0 passed, 1 the gate failed, 2 a problem the user can fix (the
+message names it, no traceback), 3 an internal error (a bug: the traceback is printed). A stage that
+fails puts its last good outputs back (see `files.restore_outputs`) and says which.
 """
 
 import argparse
 import importlib
 import sys
+import traceback
 
 from . import __doc__ as DESCRIPTION
-from .errors import PipelineError
+from .errors import INTERNAL_ERROR, INTERRUPTED, PASSED, USER_ERROR, ChecksFailed, PipelineError
 
 # command: (help, [(flag, argparse options), ...]); the module is the command with "-" -> "_"
 COMMANDS = {
@@ -24,6 +27,10 @@ COMMANDS = {
         [
             ("--data", {"help": "CSV to read (default: paths.raw in params.yaml)"}),
             ("--output", {"help": "schema file to write (default: paths.schema in params.yaml)"}),
+            (
+                "--force",
+                {"action": "store_true", "help": "overwrite an existing schema (default: write a draft beside it)"},
+            ),
         ],
     ),
     "report": (
@@ -38,6 +45,9 @@ COMMANDS = {
 }
 
 
+STAGES = ("preprocess", "validate", "train", "evaluate", "gate")
+
+
 def parser() -> argparse.ArgumentParser:
     root = argparse.ArgumentParser(description=DESCRIPTION)
     commands = root.add_subparsers(dest="command", required=True, metavar="COMMAND")
@@ -50,12 +60,41 @@ def parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = vars(parser().parse_args(argv))
-    module = importlib.import_module(f"{__package__}.{args.pop('command').replace('-', '_')}")
+    command = args.pop("command")
     try:
-        return module.main(**args) or 0
+        module = importlib.import_module(f"{__package__}.{command.replace('-', '_')}")
+        return module.main(**args) or PASSED
+    except ChecksFailed as failure:  # the stage's report is its output: keep it as written
+        print(f"error: {failure}", file=sys.stderr)
+        return USER_ERROR
     except PipelineError as error:
         print(f"error: {error}", file=sys.stderr)
-        return 2
+        status = USER_ERROR
+    except KeyboardInterrupt:
+        print(f"{command}: interrupted", file=sys.stderr)
+        status = INTERRUPTED
+    except Exception:
+        traceback.print_exc()
+        print(f"internal error in `{command}`: a bug, please report it with the traceback above", file=sys.stderr)
+        status = INTERNAL_ERROR
+    if command in STAGES:
+        print(kept_outputs(command), file=sys.stderr)
+    return status
+
+
+def kept_outputs(stage: str) -> str:
+    """Restore the stage's last good outputs and say what the workspace now holds."""
+    from .files import locked_outputs, restore_outputs
+
+    if not locked_outputs(stage):
+        return f"{stage}: dvc.lock records no earlier run of this stage, so there was nothing to keep"
+    try:
+        restored = restore_outputs(stage)
+    except Exception as error:  # the original failure is the one to report; this says what to do instead
+        return f"{stage}: could not restore its outputs ({error}); `dvc checkout` restores them from DVC's cache"
+    if restored:
+        return f"{stage}: kept the last good outputs: restored {', '.join(map(str, restored))} as dvc.lock records them"
+    return f"{stage}: kept the last good outputs: nothing it had written was changed"
 
 
 if __name__ == "__main__":

@@ -11,46 +11,55 @@ Any failed check fails `dvc repro`, one line per check.
 from typing import Any
 
 from .checks import Check, failure_lines, report
-from .errors import PipelineError
+from .errors import GATE_FAILED, PASSED, PipelineError
 from .files import read_json, write_json
-from .params import load_params, param, path_param
+from .params import Comparison, DataQuality, Params, load_params
 
 BOUNDS = {"_min": (">=", lambda value, limit: value >= limit), "_max": ("<=", lambda value, limit: value <= limit)}
 
 
-def threshold_checks(thresholds: dict[str, Any], metrics: dict[str, Any], section: str) -> list[Check]:
+def threshold_checks(thresholds: dict[str, float], metrics: dict[str, Any], section: str) -> list[Check]:
     checks = []
     for key, limit in sorted(thresholds.items()):
-        suffix = key[-4:]
-        if suffix not in BOUNDS:
-            raise PipelineError(f"gate.{section}.{key}: threshold keys end in _min or _max")
-        metric = key[:-4]
-        if metric not in metrics:
-            raise PipelineError(f"gate.{section}.{key}: no metric '{metric}'; known metrics: {sorted(metrics)}")
+        metric, suffix = key[:-4], key[-4:]
+        value = known_metric(metrics, metric, f"gate.{section}.{key}")
         symbol, holds = BOUNDS[suffix]
-        value = metrics[metric]
-        checks.append(Check(f"{section}: {metric} {symbol} {limit}", bool(holds(value, limit)), value, limit))
+        name = f"{section}: {metric} {symbol} {limit}"
+        if value is None:
+            reason = (metrics.get("undefined") or {}).get(metric, "no value")
+            checks.append(Check(name, False, None, limit, detail=f"undefined: {reason}"))
+        else:
+            checks.append(Check(name, bool(holds(value, limit)), value, limit))
     return checks
 
 
-def comparison_check(settings: dict[str, Any], metrics: dict[str, Any], baseline: dict[str, Any]) -> Check:
+def known_metric(metrics: dict[str, Any], metric: str, key: str) -> Any:
+    """The metric's value (None when undefined for this data); a PipelineError when no stage writes it."""
+    if metric not in metrics:
+        known = sorted(name for name, value in metrics.items() if value is None or isinstance(value, int | float))
+        raise PipelineError(f"params.yaml: '{key}' names metric '{metric}', which evaluate does not write: {known}")
+    return metrics[metric]
+
+
+def comparison_check(settings: Comparison, metrics: dict[str, Any], baseline: dict[str, Any]) -> Check:
     """The candidate against the production model; with no production model yet, it passes and says so."""
-    metric, ratio = settings["metric"], settings["min_ratio"]
+    metric, ratio = settings.metric, settings.min_ratio
+    value = known_metric(metrics, metric, "gate.comparison.metric")
     name = f"comparison: {metric} >= {ratio} x production"
     production = (baseline.get("metrics") or {}).get(metric)
     if production is None:
-        return Check(name, True, metrics[metric], None, detail="no baseline: no model has been promoted yet")
+        return Check(name, True, value, None, detail="no baseline: no model has been promoted yet")
     floor = round(ratio * production, 6)
     return Check(
         name,
-        metrics[metric] >= floor,
-        metrics[metric],
+        value is not None and value >= floor,
+        value,
         floor,
         detail=f"production {baseline.get('version', '')} has {metric} {production}",
     )
 
 
-def data_quality_checks(settings: dict[str, Any], validation: dict[str, Any]) -> list[Check]:
+def data_quality_checks(settings: DataQuality, validation: dict[str, Any]) -> list[Check]:
     """Validation's verdict, the worst missing rate and the worst drift, from validate's report."""
     checks = validation.get("checks", [])
     rates = [check["value"] for check in checks if check["name"].endswith(": missing rate")]
@@ -59,8 +68,8 @@ def data_quality_checks(settings: dict[str, Any], validation: dict[str, Any]) ->
     no_reference = "" if drifts else "no reference: nothing promoted yet"
     return [
         Check("data_quality: validation passed", bool(validation.get("passed")), validation.get("checks_failed"), 0),
-        at_most("data_quality: missing rate", worst_rate, settings["missing_rate_max"]),
-        at_most("data_quality: drift PSI", worst_drift, settings["drift_psi_max"], detail=no_reference),
+        at_most("data_quality: missing rate", worst_rate, settings.missing_rate_max),
+        at_most("data_quality: drift PSI", worst_drift, settings.drift_psi_max, detail=no_reference),
     ]
 
 
@@ -68,28 +77,27 @@ def at_most(name: str, value: float, limit: float, detail: str = "") -> Check:
     return Check(f"{name} <= {limit}", value <= limit, value, limit, detail=detail)
 
 
-def gate_checks(params: dict[str, Any]) -> list[Check]:
-    metrics = {**read_json(path_param(params, "evaluation")), **read_json(path_param(params, "latency"))}
-    fairness = read_json(path_param(params, "fairness"))
-    robustness = read_json(path_param(params, "robustness"))
+def gate_checks(params: Params) -> list[Check]:
+    paths, gate = params.paths, params.gate
+    metrics = {**read_json(paths.evaluation), **read_json(paths.latency)}
     return [
-        *threshold_checks(param(params, "gate.performance"), metrics, "performance"),
-        comparison_check(param(params, "gate.comparison"), metrics, read_json(path_param(params, "baseline"))),
-        *data_quality_checks(param(params, "gate.data_quality"), read_json(path_param(params, "validation"))),
-        at_most("fairness: largest group gap", fairness["max_gap"], param(params, "gate.fairness.max_gap")),
-        at_most("robustness: largest drop", robustness["max_drop"], param(params, "gate.robustness.max_drop")),
+        *threshold_checks(gate.performance, metrics, "performance"),
+        comparison_check(gate.comparison, metrics, read_json(paths.baseline)),
+        *data_quality_checks(gate.data_quality, read_json(paths.validation)),
+        at_most("fairness: largest group gap", read_json(paths.fairness)["max_gap"], gate.fairness.max_gap),
+        at_most("robustness: largest drop", read_json(paths.robustness)["max_drop"], gate.robustness.max_drop),
     ]
 
 
 def main() -> int:
     params = load_params()
     checks = gate_checks(params)
-    write_json(report(checks), path_param(params, "gate"))
+    write_json(report(checks), params.paths.gate)
     failures = failure_lines(checks)
     if failures:
         print(f"gate: FAILED, {len(failures)} of {len(checks)} checks:")
         for line in failures:
             print(f"  {line}")
-        return 1
+        return GATE_FAILED
     print(f"gate: PASSED, all {len(checks)} checks")
-    return 0
+    return PASSED

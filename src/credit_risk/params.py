@@ -1,59 +1,193 @@
-"""Read params.yaml: the single home of every knob the stages use."""
+"""params.yaml, typed: every knob the stages use, with its type, range and allowed values.
+
+`load_params()` checks the whole file before a stage does any work, so a mistake is one line naming
+the key, the value and what is allowed, never a traceback half-way through a run. Keys that name
+columns are checked against the data contract by `schema.check_params`.
+"""
 
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any, Literal, TypeVar
 
 import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from .errors import PipelineError
 
 PARAMS_FILE = Path("params.yaml")
+Model = TypeVar("Model", bound=BaseModel)
+
+Fraction = Annotated[float, Field(ge=0, le=1)]
+OpenFraction = Annotated[float, Field(gt=0, lt=1)]
+Positive = Annotated[float, Field(gt=0)]
+Count = Annotated[int, Field(ge=1)]
+Seed = Annotated[int, Field(ge=0)]
 
 
-class Section(dict):
-    """A section of params.yaml; a key it lacks is a PipelineError naming the whole dotted key.
+class Section(BaseModel):
+    """A section of params.yaml: unknown keys are errors, so a typo never silently falls back to a default."""
 
-    Stages index sections (`settings["seed"]`), so a key deleted from params.yaml is reported as the
-    missing param it is, not as a KeyError traceback.
-    """
-
-    def __init__(self, values: dict, dotted_key: str):
-        super().__init__(values)
-        self.dotted_key = dotted_key
-
-    def __getitem__(self, key: str) -> Any:
-        if key not in self:
-            raise PipelineError(
-                f"params.yaml has no key '{self.dotted_key}.{key}': add it (see the README's param table)"
-            )
-        return _wrapped(super().__getitem__(key), f"{self.dotted_key}.{key}")
+    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
 
 
-def _wrapped(value: Any, dotted_key: str) -> Any:
-    return Section(value, dotted_key) if isinstance(value, dict) else value
+class Paths(Section):
+    raw: Path
+    contract: Path = Field(alias="schema")
+    train: Path
+    test: Path
+    model: Path
+    learning_curve: Path
+    validation: Path
+    evaluation: Path
+    latency: Path
+    fairness: Path
+    robustness: Path
+    predictions: Path
+    gate: Path
+    baseline: Path
+    reference: Path
+    drift_report: Path
+    plots: Path
 
 
-def load_params(path: Path = PARAMS_FILE) -> dict[str, Any]:
-    if not path.exists():
+class Data(Section):
+    target: Annotated[str, Field(min_length=1)]
+    positive_class: str | int | float
+    csv_delimiter: Annotated[str, Field(min_length=1, max_length=1)]
+
+
+class ValidateSettings(Section):
+    drift_psi_max: Positive
+    drifted_share_max: Fraction
+    psi_bins: Annotated[int, Field(ge=2, le=1000)]
+    sample_rows: Annotated[int, Field(ge=10)]
+    reference_rows: Annotated[int, Field(ge=10)]
+    seed: Seed
+
+
+class Split(Section):
+    test_size: OpenFraction
+    seed: Seed
+
+
+class LearningCurve(Section):
+    train_sizes: Annotated[list[Annotated[float, Field(gt=0, le=1)]], Field(min_length=1)]
+    folds: Annotated[int, Field(ge=2, le=20)]
+    max_rows: Annotated[int, Field(ge=20)]
+
+
+Hyperparameters = dict[str, Any]
+
+
+class Train(Section):
+    estimator: Literal["hist_gradient_boosting", "random_forest", "logistic_regression", "gradient_boosting"]
+    seed: Seed
+    exclude_columns: list[str]
+    learning_curve: LearningCurve
+    random_forest: Hyperparameters = {}
+    logistic_regression: Hyperparameters = {}
+    gradient_boosting: Hyperparameters = {}
+    hist_gradient_boosting: Hyperparameters = {}
+
+    @property
+    def hyperparameters(self) -> Hyperparameters:
+        """The chosen estimator's hyper-parameters, as params.yaml gives them."""
+        return getattr(self, self.estimator)
+
+
+class Fairness(Section):
+    sensitive: list[str]
+
+
+class Robustness(Section):
+    metric: Annotated[str, Field(min_length=1)]
+    seed: Seed
+    noise_scale: Annotated[float, Field(ge=0, le=10)]
+    missing_rate: Fraction
+    swap_rate: Fraction
+    max_rows: Annotated[int, Field(ge=10)]
+
+
+class Evaluate(Section):
+    decision_threshold: Fraction
+    latency_rows: Annotated[int, Field(ge=1, le=100_000)]
+    fairness: Fairness
+    robustness: Robustness
+
+
+class Comparison(Section):
+    metric: Annotated[str, Field(min_length=1)]
+    min_ratio: Positive
+
+
+class DataQuality(Section):
+    missing_rate_max: Fraction
+    drift_psi_max: Positive
+
+
+class GateFairness(Section):
+    max_gap: Fraction
+
+
+class GateRobustness(Section):
+    max_drop: Fraction
+
+
+class Gate(Section):
+    performance: dict[str, float]
+    comparison: Comparison
+    data_quality: DataQuality
+    fairness: GateFairness
+    robustness: GateRobustness
+
+    @field_validator("performance")
+    @classmethod
+    def _bounds_are_named(cls, thresholds: dict[str, float]) -> dict[str, float]:
+        wrong = sorted(key for key in thresholds if not key.endswith(("_min", "_max")))
+        if wrong:
+            raise ValueError(f"{wrong}: threshold keys are <metric>_min or <metric>_max, e.g. f1_min")
+        return thresholds
+
+
+class Params(Section):
+    paths: Paths
+    data: Data
+    validation: ValidateSettings = Field(alias="validate")
+    split: Split
+    train: Train
+    evaluate: Evaluate
+    gate: Gate
+
+
+def load_params(path: Path = PARAMS_FILE) -> Params:
+    """Every param, typed and checked; a PipelineError with one line per mistake otherwise."""
+    if not path.is_file():
         raise PipelineError(f"{path} not found: run the command from the project's root folder")
     try:
-        params = yaml.safe_load(path.read_text())
-    except yaml.YAMLError as error:
+        raw = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except (yaml.YAMLError, UnicodeDecodeError) as error:
         raise PipelineError(f"{path} is not valid YAML: {error}") from None
-    if not isinstance(params, dict):
-        raise PipelineError(f"{path} must hold a mapping of sections (paths, data, split, ...)")
-    return params
+    return validated(Params, raw, path)
 
 
-def param(params: dict[str, Any], dotted_key: str) -> Any:
-    """The value at `dotted_key` (e.g. "split.seed"), or an error naming the missing key."""
-    value: Any = params
-    for part in dotted_key.split("."):
-        if not isinstance(value, dict) or part not in value:
-            raise PipelineError(f"params.yaml has no key '{dotted_key}': add it (see the README's param table)")
-        value = dict.__getitem__(value, part)
-    return _wrapped(value, dotted_key)
+def validated(model: type[Model], raw: Any, path: Path) -> Model:
+    """`raw` as `model`, or a PipelineError listing each wrong key with its value and what is allowed."""
+    if not isinstance(raw, dict):
+        raise PipelineError(f"{path} must hold a mapping of keys to values, not {type(raw).__name__}")
+    try:
+        return model.model_validate(raw)
+    except ValidationError as error:
+        lines = [_error_line(path, problem) for problem in error.errors()]
+        raise PipelineError("\n  ".join(lines)) from None
 
 
-def path_param(params: dict[str, Any], name: str) -> Path:
-    return Path(param(params, f"paths.{name}"))
+def _error_line(path: Path, problem: Any) -> str:
+    key = ".".join(str(part) for part in problem["loc"])
+    message = problem["msg"].removeprefix("Value error, ")
+    if problem["type"] == "missing":
+        return f"{path}: '{key}' is missing: add it (see the README's param table)"
+    if problem["type"] == "extra_forbidden":
+        return f"{path}: '{key}' is not a known key: remove it or fix its spelling"
+    if problem["type"] == "value_error":  # a check across keys: the message names the values
+        return f"{path}: '{key}': {message}"
+    value = repr(problem["input"])
+    return f"{path}: '{key}' is {value if len(value) <= 80 else value[:77] + '...'}: {message}"

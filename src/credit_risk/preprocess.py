@@ -8,9 +8,9 @@ from .checks import failure_lines
 from .contract import contract_checks
 from .errors import PipelineError
 from .files import write_parquet
-from .params import load_params, param, path_param
+from .params import load_params
 from .raw_data import read_raw_csv
-from .schema import load_schema
+from .schema import Schema, check_params, load_schema
 
 
 def clean(frame: pd.DataFrame, target: str) -> pd.DataFrame:
@@ -34,15 +34,13 @@ def strip_labels(values: pd.Series) -> pd.Series:
 
 
 def split(frame: pd.DataFrame, target: str, test_size: float, seed: int) -> tuple[pd.DataFrame, pd.DataFrame]:
-    if not 0 < test_size < 1:
-        raise PipelineError(f"split.test_size is {test_size}: it must be a fraction between 0 and 1")
     try:
         return train_test_split(frame, test_size=test_size, random_state=seed, stratify=frame[target])
     except ValueError as error:
         raise PipelineError(f"cannot make a stratified split on target '{target}': {error}") from None
 
 
-def refuse_broken_contract(frame: pd.DataFrame, schema, target: str) -> None:
+def refuse_broken_contract(frame: pd.DataFrame, schema: Schema, target: str) -> None:
     """Bad raw data stops here, before any output is written, so dvc.lock and every output stay as they were.
 
     validate checks the same contract again on each split, with drift, and records every check.
@@ -56,14 +54,13 @@ def refuse_broken_contract(frame: pd.DataFrame, schema, target: str) -> None:
 
 def main() -> None:
     params = load_params()
-    target = param(params, "data.target")
-    schema = load_schema(path_param(params, "schema"))
-    if target not in schema.columns:
-        raise PipelineError(f"data.target '{target}' is not a column of {path_param(params, 'schema')}")
-    raw = read_raw_csv(path_param(params, "raw"), schema, param(params, "data.csv_delimiter"))
+    schema = load_schema(params.paths.contract)
+    check_params(params, schema)
+    target = params.data.target
+    raw = read_raw_csv(params.paths.raw, schema, params.data.csv_delimiter)
     cleaned = clean(raw, target)
     refuse_broken_contract(cleaned, schema, target)
-    train, test = split(cleaned, target, param(params, "split.test_size"), param(params, "split.seed"))
-    write_parquet(train, path_param(params, "train"))
-    write_parquet(test, path_param(params, "test"))
+    train, test = split(cleaned, target, params.split.test_size, params.split.seed)
+    write_parquet(train, params.paths.train)
+    write_parquet(test, params.paths.test)
     print(f"preprocess: {len(raw)} raw rows -> {len(train)} train, {len(test)} test")

@@ -12,7 +12,7 @@ SNIFFED_DELIMITERS = (";", "\t", "|", ",")
 
 def read_raw_csv(path: Path, schema: Schema, delimiter: str = ",") -> pd.DataFrame:
     """The raw CSV with the schema's columns in the schema's dtypes, or an error naming the fault."""
-    header = _read_header(path, delimiter)
+    header = read_header(path, delimiter)
     missing = [name for name in schema.columns if name not in header]
     if missing:
         raise PipelineError(_missing_columns_message(path, header, missing, delimiter))
@@ -30,9 +30,12 @@ def read_raw_csv(path: Path, schema: Schema, delimiter: str = ",") -> pd.DataFra
     return frame[list(dtypes)]
 
 
-def _read_header(path: Path, delimiter: str) -> list[str]:
+def read_header(path: Path, delimiter: str) -> list[str]:
+    """The header's column names, once the file is known to be UTF-8 text with a header and data rows."""
     if not path.exists():
         raise PipelineError(f"{path}: file not found; put your CSV there or set paths.raw in params.yaml")
+    if not path.is_file():
+        raise PipelineError(f"{path}: a folder, not a CSV file; name the CSV file itself")
     if path.stat().st_size == 0:
         raise PipelineError(f"{path}: the file is empty; it needs a header row and data rows")
     with path.open("rb") as handle:

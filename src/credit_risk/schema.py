@@ -3,45 +3,107 @@
 The check functions are pure: they take a DataFrame and return `Check` records.
 """
 
-from dataclasses import dataclass, field
+from math import inf
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any, Literal
 
 import pandas as pd
 import yaml
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from .checks import Check
+from .checks import Check, examples
 from .errors import PipelineError
+from .params import Params, validated
+from .rules import parse_rule
 
-TYPES = ("numeric", "integer", "categorical")
-EXAMPLES_SHOWN = 3
 INFER_HINT = "run the infer-schema command and review its draft if the change is intended"
+Label = str | int | float | bool
 
 
-@dataclass(frozen=True)
-class ColumnSpec:
-    type: str
+class ContractPart(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class ColumnSpec(ContractPart):
+    type: Literal["numeric", "integer", "categorical"]
     nullable: bool = False
-    max_missing_rate: float | None = None
+    max_missing_rate: Annotated[float, Field(ge=0, le=1)] | None = None
     min: float | None = None
     max: float | None = None
-    allowed: tuple | None = None
+    allowed: Annotated[tuple[Label, ...], Field(min_length=1)] | None = None
     unique: bool = False
     mean_min: float | None = None
     mean_max: float | None = None
-    std_max: float | None = None
+    std_max: Annotated[float, Field(ge=0)] | None = None
 
     @property
     def is_numeric(self) -> bool:
         return self.type in ("numeric", "integer")
 
+    @model_validator(mode="after")
+    def _satisfiable(self) -> "ColumnSpec":
+        """A contract no data could meet is a mistake in the contract, reported as one, not as bad data."""
+        problems = [
+            *self._numeric_only(),
+            *_ordered("min", self.min, "max", self.max),
+            *_ordered("mean_min", self.mean_min, "mean_max", self.mean_max),
+            *_ordered("min", self.min, "mean_max", self.mean_max),
+            *_ordered("mean_min", self.mean_min, "max", self.max),
+            *self._label_problems(),
+        ]
+        if not self.nullable and self.max_missing_rate:
+            problems.append(
+                f"nullable: false allows no missing values but max_missing_rate allows {self.max_missing_rate}: "
+                "set nullable: true, or remove max_missing_rate"
+            )
+        if problems:
+            raise ValueError("; ".join(problems))
+        return self
 
-@dataclass(frozen=True)
-class Schema:
-    columns: dict[str, ColumnSpec]
-    min_rows: int = 1
-    max_rows: int | None = None
-    rules: dict[str, str] = field(default_factory=dict)
+    def _numeric_only(self) -> list[str]:
+        bounds = ("min", "max", "mean_min", "mean_max", "std_max")
+        given = [name for name in bounds if getattr(self, name) is not None]
+        return [f"{given} apply to numeric and integer columns only"] if given and not self.is_numeric else []
+
+    def _label_problems(self) -> list[str]:
+        """Allowed values of a numeric column must be numbers that its other bounds admit."""
+        if not self.is_numeric or self.allowed is None:
+            return []
+        text = [value for value in self.allowed if isinstance(value, str | bool)]
+        if text:
+            return [f"allowed values {text} are not numbers, but the column is {self.type}"]
+        numbers = [float(value) for value in self.allowed]
+        low, high = self.min if self.min is not None else -inf, self.max if self.max is not None else inf
+        outside = [value for value in numbers if not low <= value <= high]
+        fractional = [value for value in numbers if self.type == "integer" and not value.is_integer()]
+        return [
+            *([f"allowed values {outside} lie outside min/max"] if outside else []),
+            *([f"allowed values {fractional} are not whole numbers, but the column is integer"] if fractional else []),
+        ]
+
+
+def _ordered(low_name: str, low: float | None, high_name: str, high: float | None) -> list[str]:
+    if low is None or high is None or low <= high:
+        return []
+    return [f"{low_name} {low} is above {high_name} {high}: no value can meet both"]
+
+
+class Dataset(ContractPart):
+    min_rows: Annotated[int, Field(ge=1)] = 1
+    max_rows: Annotated[int, Field(ge=1)] | None = None
+
+    @model_validator(mode="after")
+    def _satisfiable(self) -> "Dataset":
+        problems = _ordered("min_rows", self.min_rows, "max_rows", self.max_rows)
+        if problems:
+            raise ValueError(problems[0])
+        return self
+
+
+class Schema(ContractPart):
+    dataset: Dataset = Dataset()
+    rules: dict[str, str] = {}
+    columns: Annotated[dict[str, ColumnSpec], Field(min_length=1)]
 
     def read_dtypes(self) -> dict[str, str]:
         """The dtype each column is read and stored as: float for numbers, category for labels."""
@@ -49,58 +111,72 @@ class Schema:
 
 
 def load_schema(path: Path) -> Schema:
-    if not path.exists():
+    """The data contract, checked: types, satisfiable bounds, and rules that are safe and bounded."""
+    if not path.is_file():
         raise PipelineError(f"{path} not found: restore it from git or draft one with the infer-schema command")
     try:
-        raw = yaml.safe_load(path.read_text()) or {}
-    except yaml.YAMLError as error:
+        raw = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+    except (yaml.YAMLError, UnicodeDecodeError, ValueError) as error:
         raise PipelineError(f"{path} is not valid YAML: {error}") from None
-    columns = raw.get("columns")
-    if not isinstance(columns, dict) or not columns:
-        raise PipelineError(f"{path} needs a 'columns' mapping from each column name to its type and rules")
-    dataset = raw.get("dataset") or {}
-    return Schema(
-        columns={str(name): _column_spec(path, str(name), spec) for name, spec in columns.items()},
-        min_rows=int(dataset.get("min_rows", 1)),
-        max_rows=dataset.get("max_rows"),
-        rules={str(name): str(rule) for name, rule in (raw.get("rules") or {}).items()},
-    )
+    schema = validated(Schema, raw, path)
+    for name, expression in schema.rules.items():
+        parse_rule(name, expression, set(schema.columns))
+    return schema
 
 
-def _column_spec(path: Path, name: str, spec: Any) -> ColumnSpec:
-    if not isinstance(spec, dict) or spec.get("type") not in TYPES:
-        raise PipelineError(f"{path}: column '{name}' needs 'type' set to one of {', '.join(TYPES)}")
-    known = set(ColumnSpec.__dataclass_fields__)
-    unknown = sorted(set(spec) - known)
-    if unknown:
-        raise PipelineError(f"{path}: column '{name}' has unknown keys {unknown}; known keys: {sorted(known)}")
-    allowed = spec.get("allowed")
-    return ColumnSpec(**{**spec, "allowed": tuple(allowed) if allowed is not None else None})
+def check_params(params: Params, schema: Schema) -> None:
+    """Keys that name columns or labels must name ones the data contract declares."""
+    columns = schema.columns
+    problems = []
+    named = [
+        ("data.target", [params.data.target]),
+        ("train.exclude_columns", params.train.exclude_columns),
+        ("evaluate.fairness.sensitive", params.evaluate.fairness.sensitive),
+    ]
+    for key, names in named:
+        unknown = [name for name in names if name not in columns]
+        if unknown:
+            problems.append(f"'{key}' names {unknown}, not columns of {params.paths.contract} ({sorted(columns)})")
+    target = columns.get(params.data.target)
+    if target is not None and target.allowed is not None:
+        allowed = {label_key(label, target.is_numeric) for label in target.allowed}
+        if label_key(params.data.positive_class, target.is_numeric) not in allowed:
+            problems.append(
+                f"'data.positive_class' is {params.data.positive_class!r}, not one of the allowed values "
+                f"{list(target.allowed)} of the target '{params.data.target}' in {params.paths.contract}"
+            )
+    if problems:
+        raise PipelineError("\n  ".join(f"params.yaml: {problem}" for problem in problems))
 
 
-def examples(values: pd.Series) -> str:
-    shown = sorted({str(value) for value in values.head(100)})[:EXAMPLES_SHOWN]
-    return ", ".join(repr(value) for value in shown)
+def label_key(value: Any, numeric: bool) -> float | str | None:
+    """A label as the data stores it: a number for a numeric column (1 == 1.0), text otherwise."""
+    if not numeric:
+        return str(value)
+    try:
+        return float(value)
+    except ValueError:
+        return None
 
 
 def check_row_count(rows: int, schema: Schema) -> list[Check]:
     checks = [
         Check(
             "dataset: row count >= min_rows",
-            rows >= schema.min_rows,
+            rows >= schema.dataset.min_rows,
             rows,
-            schema.min_rows,
-            detail="" if rows >= schema.min_rows else "too few rows to train and evaluate on",
+            schema.dataset.min_rows,
+            detail="" if rows >= schema.dataset.min_rows else "too few rows to train and evaluate on",
         ),
     ]
-    if schema.max_rows is not None:
+    if schema.dataset.max_rows is not None:
         checks.append(
             Check(
                 "dataset: row count <= max_rows",
-                rows <= schema.max_rows,
+                rows <= schema.dataset.max_rows,
                 rows,
-                schema.max_rows,
-                detail="" if rows <= schema.max_rows else "more rows than expected: duplicated input?",
+                schema.dataset.max_rows,
+                detail="" if rows <= schema.dataset.max_rows else "more rows than expected: duplicated input?",
             )
         )
     return checks
@@ -215,7 +291,7 @@ def _statistics(present: pd.Series, spec: ColumnSpec, label: str) -> list[Check]
     ]
 
 
-def _number(value: Any) -> float | None:
+def _number(value: object) -> float | None:
     return None if pd.isna(value) else float(value)
 
 

@@ -4,6 +4,7 @@ import pytest
 from fairlearn.metrics import demographic_parity_difference, equalized_odds_difference
 
 from {{ cookiecutter.package_name }}.fairness import fairness_report
+from {{ cookiecutter.package_name }}.params import Robustness
 from {{ cookiecutter.package_name }}.robustness import add_numeric_noise, inject_missing, robustness_report, swap_categories
 
 FEATURES = pd.DataFrame({"amount": np.arange(200, dtype=float), "colour": pd.Categorical(["red", "blue"] * 100)})
@@ -47,7 +48,7 @@ def test_perturbations_change_the_data_as_asked_and_are_seeded():
 
 
 def test_largest_drop_is_reported():
-    settings = {"noise_scale": 0.1, "missing_rate": 0.5, "swap_rate": 0.5, "max_rows": 1000}
+    settings = Robustness(metric="roc_auc", seed=0, noise_scale=0.1, missing_rate=0.5, swap_rate=0.5, max_rows=1000)
     labels = np.zeros(len(FEATURES))
     report = robustness_report(lambda frame, _: 1.0 - frame.isna().mean().mean(), FEATURES, labels, settings, seed=0)
     assert report["clean"] == 1.0
@@ -55,7 +56,7 @@ def test_largest_drop_is_reported():
 
 
 def test_a_large_test_set_is_perturbed_on_a_seeded_sample_with_its_own_labels():
-    settings = {"noise_scale": 0.1, "missing_rate": 0.1, "swap_rate": 0.1, "max_rows": 50}
+    settings = Robustness(metric="roc_auc", seed=0, noise_scale=0.1, missing_rate=0.1, swap_rate=0.1, max_rows=50)
     labels = FEATURES["amount"].to_numpy() * 2
     calls = []
 

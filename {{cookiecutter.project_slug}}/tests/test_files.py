@@ -7,7 +7,7 @@ from {{ cookiecutter.package_name }}.files import write_json, write_with
 from {{ cookiecutter.package_name }}.raw_data import read_raw_csv
 from {{ cookiecutter.package_name }}.schema import ColumnSpec, Schema
 
-SCHEMA = Schema(columns={"age": ColumnSpec("integer"), "city": ColumnSpec("categorical", nullable=True)})
+SCHEMA = Schema(columns={"age": ColumnSpec(type="integer"), "city": ColumnSpec(type="categorical", nullable=True)})
 
 
 def write(tmp_path: Path, text: str) -> Path:
@@ -55,11 +55,18 @@ def test_a_failed_write_leaves_the_previous_file_whole(tmp_path):
     target = tmp_path / "model.bin"
     target.write_bytes(b"the good model")
 
-    def crash_half_way(partial: Path) -> None:
-        partial.write_bytes(b"half a mo")
-        raise KeyboardInterrupt  # the stage is killed mid-write
+    def crash_half_way(handle) -> None:
+        handle.write(b"half a mo")
+        raise KeyboardInterrupt  # the stage is interrupted mid-write
 
     with pytest.raises(KeyboardInterrupt):
         write_with(crash_half_way, target)
     assert target.read_bytes() == b"the good model"
     assert [path.name for path in tmp_path.iterdir()] == ["model.bin"]
+
+
+@pytest.mark.parametrize("value", [float("nan"), float("inf")])
+def test_json_never_holds_nan_or_infinity(tmp_path, value):
+    with pytest.raises(PipelineError, match=r"'scores.0.auc' came out (nan|inf)"):
+        write_json({"scores": [{"auc": value}]}, tmp_path / "m.json")
+    assert not (tmp_path / "m.json").exists()

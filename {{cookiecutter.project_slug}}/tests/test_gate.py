@@ -2,6 +2,7 @@ import pytest
 
 from {{ cookiecutter.package_name }}.errors import PipelineError
 from {{ cookiecutter.package_name }}.gate import comparison_check, data_quality_checks, threshold_checks
+from {{ cookiecutter.package_name }}.params import Comparison, DataQuality
 
 METRICS = {"accuracy": 0.8, "f1": 0.85, "latency_p99_ms": 12.0}
 
@@ -14,22 +15,26 @@ def test_min_and_max_thresholds():
     ]
 
 
-def test_unknown_metric_or_suffix_is_named():
-    with pytest.raises(PipelineError, match="no metric 'auc'"):
+def test_an_unknown_metric_is_named_with_the_known_ones():
+    with pytest.raises(PipelineError, match=r"'gate.performance.auc_min' names metric 'auc'.*\['accuracy', 'f1'"):
         threshold_checks({"auc_min": 0.5}, METRICS, "performance")
-    with pytest.raises(PipelineError, match="end in _min or _max"):
-        threshold_checks({"accuracy": 0.5}, METRICS, "performance")
+
+
+def test_an_undefined_metric_fails_its_check_with_the_reason():
+    metrics = {**METRICS, "roc_auc": None, "undefined": {"roc_auc": "the test labels hold one class"}}
+    (check,) = threshold_checks({"roc_auc_min": 0.7}, metrics, "performance")
+    assert not check.passed and check.detail == "undefined: the test labels hold one class"
 
 
 @pytest.mark.parametrize(("share_of_production", "passes"), [(0.97, False), (0.99, True)])
 def test_comparison_with_the_production_model(share_of_production, passes):
     baseline = {"version": "v1.0.0", "metrics": {"f1": METRICS["f1"] / share_of_production}}
-    check = comparison_check({"metric": "f1", "min_ratio": 0.98}, METRICS, baseline)
+    check = comparison_check(Comparison(metric="f1", min_ratio=0.98), METRICS, baseline)
     assert check.passed is passes
 
 
 def test_no_baseline_passes_and_says_so():
-    check = comparison_check({"metric": "f1", "min_ratio": 0.98}, METRICS, {"metrics": None})
+    check = comparison_check(Comparison(metric="f1", min_ratio=0.98), METRICS, {"metrics": None})
     assert check.passed and "no baseline" in check.detail
 
 
@@ -44,10 +49,10 @@ def test_data_quality_reads_the_worst_missing_rate_and_drift_from_validation():
             {"name": "drift: PSI", "value": 0.31},
         ],
     }
-    checks = data_quality_checks({"missing_rate_max": 0.45, "drift_psi_max": 0.2}, validation)
+    checks = data_quality_checks(DataQuality(missing_rate_max=0.45, drift_psi_max=0.2), validation)
     assert [(check.value, check.passed) for check in checks[1:]] == [(0.5, False), (0.31, False)]
 
 
 def test_no_reference_means_no_drift_and_says_so():
-    checks = data_quality_checks({"missing_rate_max": 0.45, "drift_psi_max": 0.2}, {"passed": True, "checks": []})
+    checks = data_quality_checks(DataQuality(missing_rate_max=0.45, drift_psi_max=0.2), {"passed": True, "checks": []})
     assert checks[2].passed and "no reference" in checks[2].detail

@@ -46,13 +46,19 @@ def test_seed_reaches_the_estimator():
     assert make_estimator("random_forest", {"n_estimators": 5}, seed=7).get_params()["random_state"] == 7
 
 
-def test_unknown_estimator_and_hyper_parameter_are_named():
-    with pytest.raises(PipelineError, match="train.estimator 'svm' is unknown"):
-        make_estimator("svm", {}, seed=0)
+def test_unknown_or_invalid_hyper_parameters_are_named_before_any_fit():
     with pytest.raises(PipelineError, match=r"unknown hyper-parameters \['depth'\]"):
         make_estimator("random_forest", {"depth": 3}, seed=0)
+    with pytest.raises(PipelineError, match=r"'train.random_forest': The 'n_estimators' parameter"):
+        make_estimator("random_forest", {"n_estimators": -1}, seed=0)
 
 
 def test_binary_labels_compare_numbers_as_numbers_and_text_as_text():
     assert binary_labels(pd.Series([0.0, 1.0, 1.0]), 1).tolist() == [0, 1, 1]
     assert binary_labels(pd.Series(["bad", "good"], dtype="category"), "good").tolist() == [0, 1]
+
+
+@pytest.mark.parametrize("positive_class", [7, "yes"])
+def test_a_positive_class_the_data_never_holds_is_refused(positive_class):
+    with pytest.raises(PipelineError, match=r"'data.positive_class' is .* every row of 'risk' negative"):
+        binary_labels(pd.Series([0.0, 1.0, 1.0], name="risk"), positive_class)

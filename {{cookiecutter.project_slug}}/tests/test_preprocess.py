@@ -2,7 +2,6 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from {{ cookiecutter.package_name }}.errors import PipelineError
 from {{ cookiecutter.package_name }}.preprocess import clean, split
 
 
@@ -27,9 +26,3 @@ def test_split_is_stratified_and_seeded():
     assert test["risk"].mean() == pytest.approx(0.7)
     again, _ = split(frame, "risk", test_size=0.2, seed=7)
     assert train.index.tolist() == again.index.tolist()
-
-
-def test_a_test_size_outside_zero_and_one_names_the_param():
-    frame = pd.DataFrame({"x": range(10), "risk": [0, 1] * 5})
-    with pytest.raises(PipelineError, match="split.test_size is 1.5"):
-        split(frame, "risk", test_size=1.5, seed=0)

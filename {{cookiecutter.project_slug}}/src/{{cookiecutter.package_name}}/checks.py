@@ -2,7 +2,12 @@
 
 from collections.abc import Iterable
 from dataclasses import asdict, dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+EXAMPLES_SHOWN = 3
 
 
 @dataclass(frozen=True)
@@ -36,3 +41,9 @@ def report(checks: Iterable[Check]) -> dict[str, Any]:
 
 def failure_lines(checks: Iterable[Check]) -> list[str]:
     return [check.line() for check in checks if not check.passed]
+
+
+def examples(values: "pd.Series") -> str:
+    """A few distinct values of a column, sorted, for a message that shows what broke a check."""
+    shown = sorted({str(value) for value in values.head(100)})[:EXAMPLES_SHOWN]
+    return ", ".join(repr(value) for value in shown)

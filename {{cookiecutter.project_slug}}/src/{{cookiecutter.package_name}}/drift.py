@@ -17,6 +17,7 @@ import numpy as np
 import pandas as pd
 
 from .checks import Check
+from .files import write_with
 
 EPSILON = 1e-4  # stands in for an empty bin, so the logarithm stays finite
 
@@ -69,8 +70,8 @@ def evidently_drift(reference: pd.DataFrame, current: pd.DataFrame, report_path:
 
     with seeded_ids(seed):
         snapshot = Report([DataDriftPreset()]).run(current_data=current, reference_data=reference)
-        report_path.parent.mkdir(parents=True, exist_ok=True)
-        snapshot.save_html(str(report_path))  # Evidently writes nothing when given a Path
+        html = snapshot.get_html_str(as_iframe=False)
+    write_with(lambda handle: handle.write(html.encode()), report_path)
     counts = [m["value"] for m in snapshot.dict()["metrics"] if m["metric_name"].startswith("DriftedColumnsCount")]
     return round(float(counts[0]["share"]), 6) if counts else 0.0
 

@@ -1,29 +1,71 @@
 """Reading and writing the files stages hand to each other: Parquet data, JSON metrics, the model.
 
-Every write goes to a temporary file beside the target and is renamed over it when complete, so a
-stage that is killed part-way never leaves a truncated file where a good one was.
+Every write goes to an unnamed temporary file in the target's folder, which is given the target's
+name only when it is complete: a stage killed part-way (even by SIGKILL) leaves neither a truncated
+file nor a temporary one behind. DVC deletes a stage's outputs before running it, so a stage that
+fails puts back, from DVC's cache, the outputs dvc.lock records for it: see `restore_outputs`.
 """
 
+import errno
+import hashlib
 import json
+import math
 import os
+import shutil
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import IO, TYPE_CHECKING, Any
+
+import yaml
 
 from .errors import PipelineError
 
 if TYPE_CHECKING:
     import pandas as pd
 
+LOCK_FILE = Path("dvc.lock")
+
 
 @contextmanager
-def replaced_atomically(path: Path) -> Iterator[Path]:
-    """A temporary path to write to; it replaces `path` only if the block finishes without error."""
+def replaced_atomically(path: Path) -> Iterator[IO[bytes]]:
+    """A binary file to write; it replaces `path` only if the block finishes without error."""
     path.parent.mkdir(parents=True, exist_ok=True)
+    descriptor = _unnamed_file(path.parent)
+    if descriptor is None:
+        with _named_partial(path) as handle:
+            yield handle
+        return
+    with os.fdopen(descriptor, "wb") as handle:
+        yield handle
+        handle.flush()
+        named = path.with_name(f".{path.name}.{os.getpid()}.partial")
+        folder = os.open(path.parent, os.O_RDONLY)
+        try:  # a directory descriptor makes Python call linkat(AT_SYMLINK_FOLLOW), which names the unnamed file
+            os.link(f"/proc/self/fd/{descriptor}", named, src_dir_fd=folder, follow_symlinks=True)
+        finally:
+            os.close(folder)
+        os.replace(named, path)
+
+
+def _unnamed_file(folder: Path) -> int | None:
+    """A file in `folder` with no name, which vanishes if the process dies; None where the system has none."""
+    try:
+        return os.open(folder, os.O_TMPFILE | os.O_WRONLY, 0o644)
+    except AttributeError:  # not Linux
+        return None
+    except OSError as error:
+        if error.errno in (errno.EOPNOTSUPP, errno.EISDIR, errno.EINVAL):  # a file system without it
+            return None
+        raise
+
+
+@contextmanager
+def _named_partial(path: Path) -> Iterator[IO[bytes]]:
     partial = path.with_name(f".{path.name}.partial")
     try:
-        yield partial
+        with partial.open("wb") as handle:
+            yield handle
         os.replace(partial, path)
     finally:
         partial.unlink(missing_ok=True)
@@ -42,8 +84,8 @@ def read_parquet(path: Path, columns: list[str] | None = None) -> "pd.DataFrame"
 
 
 def write_parquet(frame: "pd.DataFrame", path: Path) -> None:
-    with replaced_atomically(path) as partial:
-        frame.to_parquet(partial, index=False)
+    with replaced_atomically(path) as handle:
+        frame.to_parquet(handle, index=False)
 
 
 def read_json(path: Path) -> Any:
@@ -51,12 +93,79 @@ def read_json(path: Path) -> Any:
 
 
 def write_json(data: Any, path: Path) -> None:
-    """Stable bytes for the same data: sorted keys, fixed indentation, trailing newline."""
-    with replaced_atomically(path) as partial:
-        partial.write_text(json.dumps(data, indent=2, sort_keys=True) + "\n")
+    """Stable bytes for the same data (sorted keys, fixed indentation), and strict JSON: no NaN or Infinity."""
+    _refuse_non_finite(data, path, [])
+    with replaced_atomically(path) as handle:
+        handle.write((json.dumps(data, indent=2, sort_keys=True, allow_nan=False) + "\n").encode())
 
 
-def write_with(save: Callable[[Path], None], path: Path) -> None:
-    """Write `path` with a library's own save function (e.g. joblib.dump), atomically."""
-    with replaced_atomically(path) as partial:
-        save(partial)
+def _refuse_non_finite(data: Any, path: Path, keys: list[str]) -> None:
+    if isinstance(data, float) and not math.isfinite(data):
+        raise PipelineError(
+            f"{path}: '{'.'.join(keys)}' came out {data}, which is not a number: that measure is undefined "
+            "for this data (one class in the labels? a constant column?); nothing was written"
+        )
+    children = data.items() if isinstance(data, dict) else enumerate(data) if isinstance(data, list) else ()
+    for key, value in children:
+        _refuse_non_finite(value, path, [*keys, str(key)])
+
+
+def write_with(save: Callable[[IO[bytes]], None], path: Path) -> None:
+    """Write `path` with a library's own save function (e.g. joblib.dump into a file), atomically."""
+    with replaced_atomically(path) as handle:
+        save(handle)
+
+
+def file_md5(path: Path) -> str:
+    with path.open("rb") as handle:
+        return hashlib.file_digest(handle, "md5").hexdigest()
+
+
+def locked_outputs(stage: str | None = None, lock_file: Path = LOCK_FILE) -> dict[Path, str]:
+    """The md5 that dvc.lock records for each output of `stage` (of every stage when None)."""
+    if not lock_file.is_file():
+        return {}
+    stages = (yaml.safe_load(lock_file.read_text()) or {}).get("stages") or {}
+    chosen = [stages.get(stage) or {}] if stage else list(stages.values())
+    return {Path(out["path"]): out["md5"] for entry in chosen for out in entry.get("outs", [])}
+
+
+def restore_outputs(stage: str) -> list[Path]:
+    """Put back, from DVC's cache, each output of `stage` that no longer matches dvc.lock; returns them.
+
+    DVC deletes a stage's outputs before it runs the stage, and records new hashes only when the stage
+    succeeds, so after a failure dvc.lock still names the last good outputs. Those that DVC caches are
+    copied back; those kept in git (metrics, plots) are declared `persist: true`, so DVC never deletes them.
+    """
+    from dvc.repo import Repo  # only on the failure path: DVC's import costs half a second
+
+    restored = []
+    with Repo(".") as repo:
+        cache = repo.cache.local
+        for path, md5 in locked_outputs(stage).items():
+            if md5.endswith(".dir"):
+                restored += _restore_directory(path, Path(cache.oid_to_path(md5)), cache.oid_to_path)
+            elif _restore_file(path, md5, Path(cache.oid_to_path(md5))):
+                restored.append(path)
+    return restored
+
+
+def _restore_directory(directory: Path, manifest: Path, cached: Callable[[str], str]) -> list[Path]:
+    if not manifest.is_file():
+        return []
+    entries = json.loads(manifest.read_text())
+    wanted = {directory / entry["relpath"] for entry in entries}
+    if directory.is_dir():
+        for stray in [path for path in directory.rglob("*") if path.is_file() and path not in wanted]:
+            stray.unlink()  # written by the failed run: not part of the last good output
+    changed = [_restore_file(directory / e["relpath"], e["md5"], Path(cached(e["md5"]))) for e in entries]
+    return [directory] if any(changed) else []
+
+
+def _restore_file(path: Path, md5: str, cached: Path) -> bool:
+    """Copy the cached object to `path` unless `path` already holds it; False when nothing was copied."""
+    if not cached.is_file() or (path.is_file() and file_md5(path) == md5):
+        return False
+    with replaced_atomically(path) as handle, cached.open("rb") as source:
+        shutil.copyfileobj(source, handle)
+    return True

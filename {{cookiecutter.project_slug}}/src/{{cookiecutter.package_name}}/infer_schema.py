@@ -9,7 +9,9 @@ import pandas as pd
 import yaml
 
 from .errors import PipelineError
-from .params import load_params, path_param
+from .files import write_with
+from .params import load_params
+from .raw_data import read_header
 
 CATEGORY_LIMIT = 50  # a text column with more distinct values is kept categorical without a closed list
 MISSING_MARGIN = 1.5  # the allowed missing rate is the observed one times this (rounded up)
@@ -52,19 +54,27 @@ def infer(frame: pd.DataFrame) -> dict:
     }
 
 
-def main(data: str | None = None, output: str | None = None) -> None:
+def main(data: str | None = None, output: str | None = None, force: bool = False) -> None:
     params = load_params()
-    source = Path(data) if data else path_param(params, "raw")
-    target = Path(output) if output else path_param(params, "schema")
-    if not source.exists():
-        raise PipelineError(f"{source} not found: pass --data with the CSV to describe")
+    source = Path(data) if data else params.paths.raw
+    target = Path(output) if output else params.paths.contract
+    delimiter = params.data.csv_delimiter
+    header = read_header(source, delimiter)  # refuses what is not a CSV with rows: empty, binary, a folder
+    if len(header) < 2:
+        raise PipelineError(
+            f"{source}: one column ({header[0][:40]!r}) is no data set to learn from: is data.csv_delimiter "
+            f"({delimiter!r}) the file's delimiter?"
+        )
     try:
-        frame = pd.read_csv(source, dtype=str, keep_default_na=True, encoding="utf-8")
+        frame = pd.read_csv(source, sep=delimiter, dtype=str, keep_default_na=True, encoding="utf-8")
     except (UnicodeDecodeError, pd.errors.ParserError, pd.errors.EmptyDataError) as error:
         raise PipelineError(f"{source}: not a readable UTF-8 CSV ({error})") from None
-    header = (
+    written = target if force or not target.exists() else target.with_suffix(".draft" + target.suffix)
+    header_comment = (
         f"# Drafted by infer-schema from {source} ({len(frame)} rows). REVIEW BEFORE COMMITTING:\n"
         "# tighten or loosen ranges, categories, missing rates and means to what the data may be, not what it is.\n"
     )
-    target.write_text(header + yaml.safe_dump(infer(frame), sort_keys=False, allow_unicode=True))
-    print(f"infer-schema: wrote {target} for {frame.shape[1]} columns; review it before committing")
+    draft = header_comment + yaml.safe_dump(infer(frame), sort_keys=False, allow_unicode=True)
+    write_with(lambda handle: handle.write(draft.encode()), written)
+    kept = "" if written == target else f" ({target} exists and was kept: compare, then move the draft over it)"
+    print(f"infer-schema: wrote {written} for {frame.shape[1]} columns; review it before committing{kept}")

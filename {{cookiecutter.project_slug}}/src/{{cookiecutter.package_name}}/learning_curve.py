@@ -12,9 +12,11 @@ from sklearn.model_selection import StratifiedKFold, learning_curve
 from sklearn.pipeline import Pipeline
 from sklearn.utils import resample
 
+from .params import LearningCurve
+
 
 def log_learning_curve(
-    model: Pipeline, features: pd.DataFrame, labels: np.ndarray, settings: dict, seed: int, directory: Path
+    model: Pipeline, features: pd.DataFrame, labels: np.ndarray, settings: LearningCurve, seed: int, directory: Path
 ) -> None:
     """One DVCLive step per training-set size: train and validation ROC AUC, and the size itself.
 
@@ -23,16 +25,16 @@ def log_learning_curve(
     """
     from dvclive import Live  # imported here: only training logs curves
 
-    if len(features) > settings["max_rows"]:
+    if len(features) > settings.max_rows:
         features, labels = resample(
-            features, labels, n_samples=settings["max_rows"], replace=False, stratify=labels, random_state=seed
+            features, labels, n_samples=settings.max_rows, replace=False, stratify=labels, random_state=seed
         )
     sizes, train_scores, validation_scores = learning_curve(
         model,
         features,
         labels,
-        train_sizes=settings["train_sizes"],
-        cv=StratifiedKFold(n_splits=settings["folds"], shuffle=True, random_state=seed),
+        train_sizes=settings.train_sizes,
+        cv=StratifiedKFold(n_splits=settings.folds, shuffle=True, random_state=seed),
         scoring="roc_auc",
     )
     with Live(dir=str(directory), dvcyaml=False, save_dvc_exp=False, report=None) as live:

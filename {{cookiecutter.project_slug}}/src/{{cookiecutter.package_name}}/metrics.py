@@ -1,6 +1,7 @@
 """Model quality measures: pure functions of labels, scores and a fitted model."""
 
 import time
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -11,8 +12,12 @@ CURVE_POINTS = 101
 DIGITS = 6
 
 
-def classification_metrics(y_true: np.ndarray, y_score: np.ndarray, threshold: float) -> dict[str, float]:
-    """Accuracy, precision, recall, F1, ROC AUC and the confusion counts for 0/1 labels."""
+def classification_metrics(y_true: np.ndarray, y_score: np.ndarray, threshold: float) -> dict[str, Any]:
+    """Accuracy, precision, recall, F1, ROC AUC and the confusion counts for 0/1 labels.
+
+    The ranking measures (ROC AUC, average precision) are undefined when the labels hold one class:
+    they are then null, with the reason under "undefined", never a NaN that JSON cannot hold.
+    """
     y_pred = (y_score >= threshold).astype(int)
     tn, fp, fn, tp = skm.confusion_matrix(y_true, y_pred, labels=[0, 1]).ravel()
     values = {
@@ -20,12 +25,17 @@ def classification_metrics(y_true: np.ndarray, y_score: np.ndarray, threshold: f
         "precision": skm.precision_score(y_true, y_pred, zero_division=0),
         "recall": skm.recall_score(y_true, y_pred, zero_division=0),
         "f1": skm.f1_score(y_true, y_pred, zero_division=0),
-        "roc_auc": skm.roc_auc_score(y_true, y_score),
-        "average_precision": skm.average_precision_score(y_true, y_score),
     }
+    ranked = len(np.unique(y_true)) == 2
+    if ranked:
+        values["roc_auc"] = skm.roc_auc_score(y_true, y_score)
+        values["average_precision"] = skm.average_precision_score(y_true, y_score)
+    undefined = {} if ranked else dict.fromkeys(("roc_auc", "average_precision"), "the test labels hold one class")
     rounded = {name: round(float(value), DIGITS) for name, value in values.items()}
     return {
         **rounded,
+        **dict.fromkeys(undefined),
+        **({"undefined": undefined} if undefined else {}),
         "true_negatives": int(tn),
         "false_positives": int(fp),
         "false_negatives": int(fn),

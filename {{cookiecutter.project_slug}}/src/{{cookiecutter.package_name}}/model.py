@@ -3,14 +3,12 @@
 Evaluation and serving load this one object, so they transform data exactly as training did.
 """
 
-import hashlib
 from pathlib import Path
 from typing import Any
 
 import joblib
 import numpy as np
 import pandas as pd
-import yaml
 from sklearn.base import BaseEstimator, TransformerMixin
 from sklearn.compose import ColumnTransformer
 from sklearn.ensemble import GradientBoostingClassifier, HistGradientBoostingClassifier, RandomForestClassifier
@@ -20,9 +18,8 @@ from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import OneHotEncoder, StandardScaler
 
 from .errors import PipelineError
-from .files import require, write_with
+from .files import LOCK_FILE, file_md5, locked_outputs, require, write_with
 
-LOCK_FILE = Path("dvc.lock")
 ESTIMATORS = {
     "random_forest": RandomForestClassifier,
     "logistic_regression": LogisticRegression,
@@ -32,8 +29,9 @@ ESTIMATORS = {
 
 
 def make_estimator(name: str, hyperparameters: dict[str, Any], seed: int):
-    if name not in ESTIMATORS:
-        raise PipelineError(f"train.estimator '{name}' is unknown: choose one of {', '.join(ESTIMATORS)}")
+    """The estimator with its hyper-parameters checked by scikit-learn itself, before any data is read."""
+    from sklearn.utils._param_validation import InvalidParameterError
+
     estimator_class = ESTIMATORS[name]
     accepted = estimator_class().get_params()
     unknown = sorted(set(hyperparameters) - set(accepted))
@@ -43,7 +41,12 @@ def make_estimator(name: str, hyperparameters: dict[str, Any], seed: int):
             f"{estimator_class.__name__} accepts {sorted(accepted)}"
         )
     seeded = {"random_state": seed} if "random_state" in accepted else {}
-    return estimator_class(**{**seeded, **hyperparameters})
+    estimator = estimator_class(**{**seeded, **hyperparameters})
+    try:
+        estimator._validate_params()
+    except InvalidParameterError as error:
+        raise PipelineError(f"params.yaml: 'train.{name}': {error}") from None
+    return estimator
 
 
 def build_pipeline(numeric: list[str], categorical: list[str], estimator) -> Pipeline:
@@ -105,7 +108,7 @@ class CategoryCodes(TransformerMixin, BaseEstimator):
 
 
 def save_model(model: Pipeline, path: Path) -> None:
-    write_with(lambda partial: joblib.dump(model, partial), path)
+    write_with(lambda handle: joblib.dump(model, handle), path)
 
 
 def load_model(path: Path, lock_file: Path = LOCK_FILE) -> Pipeline:
@@ -124,24 +127,30 @@ def load_model(path: Path, lock_file: Path = LOCK_FILE) -> Pipeline:
 
 
 def recorded_md5(path: Path, lock_file: Path = LOCK_FILE) -> str:
-    lock = yaml.safe_load(require(lock_file).read_text()) or {}
-    for stage in (lock.get("stages") or {}).values():
-        for out in stage.get("outs", []):
-            if Path(out["path"]) == path:
-                return out["md5"]
-    raise PipelineError(f"{lock_file} records no hash for {path}: produce it with `dvc repro` before loading it")
+    md5 = locked_outputs(lock_file=require(lock_file)).get(path)
+    if md5 is None:
+        raise PipelineError(f"{lock_file} records no hash for {path}: produce it with `dvc repro` before loading it")
+    return md5
 
 
-def file_md5(path: Path) -> str:
-    digest = hashlib.md5()
-    with path.open("rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
+def binary_labels(values: pd.Series, positive_class: Any) -> np.ndarray:
+    """1 where the target equals the positive class, else 0; numeric targets compare as numbers.
 
-
-def binary_labels(values: pd.Series, positive_class) -> np.ndarray:
-    """1 where the target equals the positive class, else 0; numeric targets compare as numbers."""
+    A positive class the data never holds, or a target of one class, would train a model that
+    predicts one answer and scores undefined metrics, so both are refused.
+    """
     if pd.api.types.is_numeric_dtype(values):
-        return (values == float(positive_class)).to_numpy(dtype=int)
-    return (values.astype(str) == str(positive_class)).to_numpy(dtype=int)
+        try:
+            labels = (values == float(positive_class)).to_numpy(dtype=int)
+        except ValueError:
+            labels = np.zeros(len(values), dtype=int)
+    else:
+        labels = (values.astype(str) == str(positive_class)).to_numpy(dtype=int)
+    if len(labels) and labels.min() == labels.max():
+        found = sorted(str(label) for label in values.dropna().unique())[:10]
+        raise PipelineError(
+            f"params.yaml: 'data.positive_class' is {positive_class!r}, which makes every row of "
+            f"'{values.name}' {'positive' if labels[0] else 'negative'} (labels in the data: {found}): "
+            "set it to the label that counts as positive"
+        )
+    return labels

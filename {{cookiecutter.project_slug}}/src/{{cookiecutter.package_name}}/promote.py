@@ -11,9 +11,9 @@ from pathlib import Path
 
 from .drift import sample
 from .errors import PipelineError
-from .files import read_json, read_parquet, write_json, write_parquet
-from .model import file_md5, recorded_md5
-from .params import load_params, param, path_param
+from .files import file_md5, read_json, read_parquet, write_json, write_parquet
+from .model import recorded_md5
+from .params import Params, load_params
 
 STAGE = "prod"
 FIRST_VERSION = "v1.0.0"
@@ -45,8 +45,8 @@ def model_artifact(model_path: Path) -> str:
     return names[0]
 
 
-def refuse_unless_committed_and_passing(params: dict) -> None:
-    if not read_json(path_param(params, "gate")).get("passed"):
+def refuse_unless_committed_and_passing(params: Params) -> None:
+    if not read_json(params.paths.gate).get("passed"):
         raise PipelineError("the gate verdict is FAILED (metrics/gate.json): only a model that passed is promoted")
     if git("status", "--porcelain", "--untracked-files=no").strip():
         raise PipelineError("uncommitted changes: commit the run (dvc.lock, metrics) before promoting it")
@@ -67,13 +67,13 @@ def main() -> None:
 
     params = load_params()
     refuse_unless_committed_and_passing(params)
-    model_path = path_param(params, "model")
+    model_path = params.paths.model
     artifact = model_artifact(model_path)
     version = next_version(artifact)
     md5 = recorded_md5(model_path)
     if file_md5(model_path) != md5:
         raise PipelineError(f"{model_path} does not match dvc.lock: run `dvc checkout {model_path}` first")
-    current = read_json(path_param(params, "baseline"))
+    current = read_json(params.paths.baseline)
     if current.get("model_md5") == md5:
         print(f"promote: this model is already {STAGE} ({artifact} {current.get('version')}); nothing to do")
         return
@@ -82,14 +82,14 @@ def main() -> None:
         "version": version,
         "model_md5": md5,
         "source_commit": git("rev-parse", "HEAD").strip(),
-        "metrics": read_json(path_param(params, "evaluation")),
+        "metrics": read_json(params.paths.evaluation),
     }
-    recorded = [str(path_param(params, name)) for name in ("baseline", "reference", "validation", "gate")]
+    paths, settings = params.paths, params.validation
+    recorded = [str(path) for path in (paths.baseline, paths.reference, paths.validation, paths.gate)]
     recorded.append("dvc.lock")
-    write_json(baseline, path_param(params, "baseline"))
-    settings = param(params, "validate")
-    reference = sample(read_parquet(path_param(params, "train")), settings["reference_rows"], settings["seed"])
-    write_parquet(reference.drop(columns=[param(params, "data.target")]), path_param(params, "reference"))
+    write_json(baseline, paths.baseline)
+    reference = sample(read_parquet(paths.train), settings.reference_rows, settings.seed)
+    write_parquet(reference.drop(columns=[params.data.target]), paths.reference)
     try:
         dvc("repro", "--quiet")  # the gate re-runs against its new baseline, so dvc.lock stays current
         git("add", *recorded)

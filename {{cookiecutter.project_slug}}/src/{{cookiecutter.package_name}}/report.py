@@ -9,7 +9,7 @@ import subprocess
 from pathlib import Path
 
 from .files import read_json
-from .params import load_params, path_param
+from .params import load_params
 
 MARKER = "<!-- dvc-pipeline-report -->"  # lets CI find and update its own comment
 PLOTS_DIR = Path("reports/plots")
@@ -101,14 +101,14 @@ def plots_section(base: str, problem: str | None) -> list[str]:
 
 def build_report(base: str) -> str:
     params = load_params()
-    problem = base_problem(base, str(path_param(params, "gate").parent))
+    problem = base_problem(base, str(params.paths.gate.parent))
     sections = [
         [MARKER, "# Pipeline report"],
         reproduction_warning(),
-        gate_section(read_json(path_param(params, "gate"))),
+        gate_section(read_json(params.paths.gate)),
         metrics_section(base, problem),
         params_section(base, problem),
-        validation_section(read_json(path_param(params, "validation"))),
+        validation_section(read_json(params.paths.validation)),
         plots_section(base, problem),
     ]
     return "\n\n".join("\n".join(section) for section in sections if section) + "\n"

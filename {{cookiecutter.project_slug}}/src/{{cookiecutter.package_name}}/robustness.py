@@ -10,6 +10,8 @@ import numpy as np
 import pandas as pd
 from sklearn.utils import resample
 
+from .params import Robustness
+
 
 def add_numeric_noise(frame: pd.DataFrame, scale: float, rng: np.random.Generator) -> pd.DataFrame:
     noisy = frame.copy()
@@ -44,7 +46,7 @@ def robustness_report(
     score: Callable[[pd.DataFrame, np.ndarray], float],
     features: pd.DataFrame,
     labels: np.ndarray,
-    settings: dict,
+    settings: Robustness,
     seed: int,
 ) -> dict:
     """The metric on clean and perturbed features, each drop from clean, and the largest drop.
@@ -52,14 +54,14 @@ def robustness_report(
     On a seeded sample of at most `max_rows` rows: four scorings of the whole test set would cost more
     than the rest of evaluate at 10M rows, and the drop is a difference of two scores on the same rows.
     """
-    if len(features) > settings["max_rows"]:
+    if len(features) > settings.max_rows:
         features, labels = resample(
-            features, labels, n_samples=settings["max_rows"], replace=False, stratify=labels, random_state=seed
+            features, labels, n_samples=settings.max_rows, replace=False, stratify=labels, random_state=seed
         )
     perturbations = {
-        "numeric_noise": lambda rng: add_numeric_noise(features, settings["noise_scale"], rng),
-        "missing_values": lambda rng: inject_missing(features, settings["missing_rate"], rng),
-        "category_swap": lambda rng: swap_categories(features, settings["swap_rate"], rng),
+        "numeric_noise": lambda rng: add_numeric_noise(features, settings.noise_scale, rng),
+        "missing_values": lambda rng: inject_missing(features, settings.missing_rate, rng),
+        "category_swap": lambda rng: swap_categories(features, settings.swap_rate, rng),
     }
     clean = score(features, labels)
     perturbed = {name: score(make(np.random.default_rng(seed)), labels) for name, make in perturbations.items()}
