@@ -11,8 +11,6 @@ import pytest
 import yaml
 from tools.bakery import Project, md5, set_yaml_key
 
-# Every output folder of the pipeline, dvc.lock, and the production record: what a failure must not change.
-GUARDED = ["data/processed", "models", "dvclive", "metrics", "plots", "reports", "production", "dvc.lock"]
 USER_ERROR, INTERNAL_ERROR = 2, 3
 
 # Each hook makes one stage process (`credit-risk <stage>`, run by dvc repro) fail at one point, for real:
@@ -60,18 +58,6 @@ if len(sys.argv) > 1 and sys.argv[1] == stage and os.path.basename(sys.argv[0]) 
 
         json.loads = crash
 """
-
-
-def guarded_state(project: Project) -> dict[str, str]:
-    files = []
-    for name in GUARDED:
-        path = project.path / name
-        files += [path] if path.is_file() else [child for child in path.rglob("*") if child.is_file()]
-    return {str(path.relative_to(project.path)): md5(path) for path in files}
-
-
-def deleted_by_git(project: Project) -> list[str]:
-    return [line for line in project.git("status", "--porcelain").stdout.splitlines() if line.startswith(" D")]
 
 
 def leftovers(project: Project) -> list[Path]:
@@ -139,7 +125,7 @@ def test_bad_params_and_contracts_stop_dvc_repro_clearly_and_lose_nothing(reprod
     project = reproduced_copy
     file, key, value, stage, message = BAD_INPUTS[kind]
     set_yaml_key(project.path / file, key, value)
-    before = guarded_state(project)
+    before = project.guarded_state()
 
     result = project.dvc("repro", check=False)
 
@@ -149,8 +135,8 @@ def test_bad_params_and_contracts_stop_dvc_repro_clearly_and_lose_nothing(reprod
     assert message in result.stderr, result.stderr
     assert "Traceback" not in output
     assert f"{stage}: kept the last good outputs" in result.stderr
-    assert guarded_state(project) == before
-    assert deleted_by_git(project) == []
+    assert project.guarded_state() == before
+    assert project.deleted_by_git() == []
     assert not (project.path / "pwned").exists()
 
 
@@ -193,7 +179,7 @@ def test_a_crash_is_an_internal_error_not_a_failed_gate_and_keeps_the_verdict(re
     hook = tmp_path / "hook"
     hook.mkdir()
     (hook / "sitecustomize.py").write_text(FAULT_HOOK)
-    before = guarded_state(project)
+    before = project.guarded_state()
     env = {"STAGE_FAULT": "gate:crash", "PYTHONPATH": f"{hook}:{project.env['PYTHONPATH']}"}
 
     direct = project.run("credit-risk", "gate", check=False, env=env)
@@ -202,7 +188,7 @@ def test_a_crash_is_an_internal_error_not_a_failed_gate_and_keeps_the_verdict(re
     assert direct.returncode == INTERNAL_ERROR
     assert "RuntimeError: injected bug" in direct.stderr and "internal error in `gate`" in direct.stderr
     assert f"failed to run: credit-risk gate, exited with {INTERNAL_ERROR}" in under_dvc.stderr
-    assert guarded_state(project) == before
+    assert project.guarded_state() == before
 
 
 def test_a_model_file_that_does_not_match_dvc_lock_is_never_unpickled(reproduced_copy, tmp_path):

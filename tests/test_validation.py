@@ -97,18 +97,19 @@ def test_broken_raw_data_is_refused_clearly_and_loses_nothing(reproduced_copy, k
 
 
 @pytest.mark.parametrize("kind", ["unseen categories", "text in a numeric column"])
-def test_dvc_repro_stops_before_training_and_keeps_the_model(reproduced_copy, kind):
+def test_dvc_repro_stops_before_training_and_keeps_every_output(reproduced_copy, kind):
     project = reproduced_copy
     breaker, message = BROKEN[kind]
     raw = project.path / RAW
     raw.chmod(0o644)
     raw.write_text(breaker(raw.read_text()))
-    before = {path: md5(project.path / path) for path in ["dvc.lock", "production/baseline.json"]}
+    before = project.guarded_state()
     result = project.dvc("repro", check=False)
     assert result.returncode != 0 and message in result.stdout + result.stderr
     assert "Running stage 'validate'" not in result.stdout and "Running stage 'train'" not in result.stdout
-    assert {path: md5(project.path / path) for path in before} == before
-    assert (project.path / "models" / "model.joblib").exists()
+    assert "preprocess: kept the last good outputs: restored data/processed/" in result.stderr
+    assert project.guarded_state() == before
+    assert project.deleted_by_git() == []
 
 
 def test_infer_schema_drafts_a_schema_that_the_data_passes(reproduced_copy):

@@ -20,6 +20,7 @@ TEMPLATE = Path(__file__).resolve().parents[1]
 ROOT_BUILD = TEMPLATE / "build" / "demo"
 VENV_BIN = Path(sys.executable).parent
 DEFAULT_SLUG = "credit-risk"
+GUARDED = ["data/processed", "models", "dvclive", "metrics", "plots", "reports", "production", "dvc.lock"]
 
 
 def md5(path: Path) -> str:
@@ -100,6 +101,18 @@ class Project:
     def set_param(self, dotted_key: str, value) -> None:
         """Change one key of the project's params.yaml, as a user editing it would."""
         set_yaml_key(self.path / "params.yaml", dotted_key, value)
+
+    def guarded_state(self) -> dict[str, str]:
+        """The md5 of every pipeline output, dvc.lock and the production record: what a failure must not change."""
+        files = []
+        for name in GUARDED:
+            path = self.path / name
+            files += [path] if path.is_file() else [child for child in path.rglob("*") if child.is_file()]
+        return {str(path.relative_to(self.path)): md5(path) for path in files}
+
+    def deleted_by_git(self) -> list[str]:
+        """Tracked files missing from the work tree, as `git status` shows them."""
+        return [line for line in self.git("status", "--porcelain").stdout.splitlines() if line.startswith(" D")]
 
     def commit_all(self, message: str) -> None:
         self.git("add", "--all")
