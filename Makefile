@@ -10,10 +10,13 @@ export PATH := $(BIN):$(PATH)
 export DVC_NO_ANALYTICS := 1
 export DO_NOT_TRACK := 1
 
-.PHONY: setup demo test lint render lock clean
+.DEFAULT_GOAL := help
+.PHONY: help setup demo test lint render lock clean
 
-## setup: virtual environment from the locks, root instance installed, its data restored and reproduced
-setup: $(VENV)/.installed
+help: ## list the commands
+	@grep -E '^[a-z]+:.*## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*## "} {printf "  make %-7s %s\n", $$1, $$2}'
+
+setup: $(VENV)/.installed ## virtual environment from the locks, root instance installed, its data restored and reproduced
 	$(BIN)/python -m tools.render_root --restore-missing
 	$(BIN)/dvc repro --quiet
 
@@ -23,27 +26,23 @@ $(VENV)/.installed: requirements.lock requirements-template.lock pyproject.toml
 	$(BIN)/python -m pip install --quiet --disable-pip-version-check --no-deps --no-build-isolation -e .
 	touch $@
 
-## demo: bake a project with the default answers into build/ and run its whole pipeline
-demo: setup
+demo: setup ## bake a project with the default answers into build/ and run its whole pipeline
 	$(BIN)/python -m tools.demo
 
-## test: the template's test suite (bakes and runs projects for real), after lint
-test: setup lint
+test: setup lint ## the template's test suite (bakes and runs projects for real), after lint
 	$(BIN)/python -m pytest -n 2 --dist loadfile
 
-lint:
+lint: ## ruff's checks and formatting of the template repository's code
 	$(BIN)/ruff check tools tests src benchmarks
 	$(BIN)/ruff format --check tools tests src benchmarks
 
-## render: write the template's default rendering over the root instance
-render: $(VENV)/.installed
+render: $(VENV)/.installed ## write the template's default rendering over the root instance
 	$(BIN)/python -m tools.render_root
 
-## lock: re-resolve and pin every dependency, then re-render the root instance
-lock: $(VENV)/.installed
+lock: $(VENV)/.installed ## re-resolve and pin every dependency, then re-render the root instance
 	$(PIP_COMPILE) --extra dev -o "$(TEMPLATE)/requirements.lock" pyproject.toml
 	$(BIN)/python -m tools.render_root
 	$(PIP_COMPILE) -o requirements-template.lock requirements-template.in
 
-clean:
+clean: ## remove build/ and pytest's cache
 	rm -rf build .pytest_cache

@@ -8,7 +8,11 @@ import sys
 ANSWERS = json.loads({{ cookiecutter | jsonify | tojson }})
 
 SUPPORTED_PYTHON = ("3.11", "3.12")
-CHOICES = {"ci": ("github", "gitlab", "none"), "init_git": ("yes", "no")}
+CHOICES = {
+    "ci": ("github", "gitlab", "none"),
+    "init_git": ("yes", "no"),
+    "license": ("MIT", "Apache-2.0", "BSD-3-Clause", "proprietary"),
+}
 SLUG = re.compile(r"^[a-z][a-z0-9]*(-[a-z0-9]+)*$")
 PACKAGE = re.compile(r"^[a-z][a-z0-9_]*$")
 S3_URL = re.compile(r"^s3://[a-z0-9][a-z0-9.-]{1,61}[a-z0-9](/[^\s]*)?$")

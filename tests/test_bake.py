@@ -3,6 +3,7 @@
 import json
 import re
 import subprocess
+import tomllib
 from pathlib import Path
 
 import pytest
@@ -127,6 +128,7 @@ def test_seeded_cache_lets_dvc_see_the_sample_as_committed(tmp_path):
         # cookiecutter itself refuses a value outside a choice prompt's options, naming them
         ({"python_version": "2.7"}, "choices are ['3.11', '3.12']"),
         ({"ci": "jenkins"}, "choices are ['github', 'gitlab', 'none']"),
+        ({"license": "GPL"}, "choices are ['MIT', 'Apache-2.0', 'BSD-3-Clause', 'proprietary']"),
         ({"dvc_remote": "http://bucket"}, "dvc_remote 'http://bucket' is not an S3 URL"),
         (
             {"dvc_remote": "s3://ok-bucket", "dvc_remote_endpoint_url": "http://key:secret@host"},
@@ -146,9 +148,52 @@ def test_bad_answers_are_refused_with_a_message_and_leave_nothing(tmp_path, answ
     assert left == []
 
 
+@pytest.mark.parametrize(
+    ("license_answer", "heading", "expression"),
+    [
+        ("MIT", "MIT License", "MIT"),
+        ("Apache-2.0", "Apache License", "Apache-2.0"),
+        ("BSD-3-Clause", "BSD 3-Clause License", "BSD-3-Clause"),
+        ("proprietary", "All rights reserved.", "LicenseRef-Proprietary"),
+    ],
+)
+def test_the_license_answer_writes_the_licence_and_the_package_metadata(tmp_path, license_answer, heading, expression):
+    result = bake(tmp_path / "out", license=license_answer, author_name="Ada Lovelace", init_git="no")
+    assert result.returncode == 0, result.stderr
+    project = tmp_path / "out" / "credit-risk"
+    licence = (project / "LICENSE").read_text()
+    assert heading in licence[:300]
+    assert "{%" not in licence and "{{" not in licence
+    if license_answer != "Apache-2.0":  # Apache's text carries no copyright line: the project's NOTICE would
+        assert "Ada Lovelace" in licence
+    metadata = tomllib.loads((project / "pyproject.toml").read_text())["project"]
+    assert (metadata["license"], metadata["license-files"]) == (expression, ["LICENSE"])
+
+
 def test_generated_project_passes_its_own_tests_and_lint(tmp_path):
     project = bake_project(tmp_path, project_name="Loan Default")
     tests = project.run(str(VENV_BIN / "python"), "-m", "pytest", "-q", "-p", "no:cacheprovider")
     assert " passed" in tests.stdout and "failed" not in tests.stdout
     project.run(str(VENV_BIN / "ruff"), "check", "--no-cache", ".")
     project.run(str(VENV_BIN / "ruff"), "format", "--check", "--no-cache", ".")
+
+
+def test_the_generated_makefile_lists_its_commands_by_default_and_runs_the_project_tools(tmp_path):
+    result = bake(tmp_path / "out", init_git="no")
+    assert result.returncode == 0, result.stderr
+    project = tmp_path / "out" / "credit-risk"
+    listed = subprocess.run(["make"], cwd=project, capture_output=True, text=True, check=True).stdout
+    assert [line.split()[1] for line in listed.splitlines()] == ["help", "setup", "test", "lint", "repro", "lock"]
+    planned = subprocess.run(
+        ["make", "--dry-run", "test", "lint", "repro", "lock"], cwd=project, capture_output=True, text=True, check=True
+    ).stdout
+    for command in (
+        "-m venv .venv",
+        "pip install --quiet -r requirements.lock",
+        "python -m pytest",
+        "ruff check .",
+        "ruff format --check .",
+        "dvc repro",
+        "pip-compile",
+    ):
+        assert command in planned
