@@ -197,3 +197,14 @@ def test_the_generated_makefile_lists_its_commands_by_default_and_runs_the_proje
         "pip-compile",
     ):
         assert command in planned
+
+
+def test_the_first_commit_passes_the_shipped_pre_commit_hooks_and_a_bad_edit_does_not(tmp_path):
+    project = bake_project(tmp_path)
+    hooks = project.run(str(VENV_BIN / "pre-commit"), "run", "--all-files", check=False)
+    assert hooks.returncode == 0, hooks.stdout + hooks.stderr
+    for hook in ("ruff check", "ruff format", "DVC pre-commit"):
+        assert re.search(rf"{re.escape(hook)}.*Passed", hooks.stdout), hooks.stdout
+    module = next((project.path / "src").glob("*/gate.py"))
+    module.write_text(module.read_text() + "\nunused  =  1\n")
+    assert project.run(str(VENV_BIN / "pre-commit"), "run", "--all-files", check=False).returncode != 0
