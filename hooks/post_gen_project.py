@@ -1,4 +1,5 @@
-"""Drop what the answers exclude, seed DVC's cache with the sample data, make the first commit.
+"""Drop what the answers exclude, seed DVC's cache with the sample data, record the template's source
+for `cruft`, make the first commit.
 
 Runs with the standard library only: cookiecutter's environment need not have DVC or network.
 """
@@ -59,6 +60,30 @@ def seed_dvc_cache() -> None:
             cached.chmod(0o444)
 
 
+def record_template_source() -> None:
+    """`.cruft.json` as `cruft create` writes it: the template, its commit and the answers, so that
+    `cruft check` and `cruft update` bring later template changes to a project baked by plain cookiecutter.
+    """
+    if "_commit" in ANSWERS:  # cruft is generating (create or update): it writes .cruft.json itself
+        return
+    template = ANSWERS["_template"]
+    if "://" not in template and not template.startswith(("git@", "gh:", "gl:", "bb:")):
+        template = str((Path(ANSWERS["_output_dir"]) / template).resolve())  # a local folder, made absolute
+    found = subprocess.run(["git", "-C", ANSWERS["_repo_dir"], "rev-parse", "HEAD"], capture_output=True, text=True)
+    commit = found.stdout.strip() if found.returncode == 0 else None
+    answers = {key: value for key, value in ANSWERS.items() if not key.startswith("_")}
+    record = {
+        "template": template,
+        "commit": commit,
+        "checkout": ANSWERS.get("_checkout"),
+        "context": {"cookiecutter": {**answers, "_template": template, "_commit": commit}},
+        "directory": None,
+        # written by this hook, not by the template: never part of an update's diff
+        "skip": [".git", ".dvc/cache", ".cruft.json"],
+    }
+    Path(".cruft.json").write_text(json.dumps(record, indent=2, sort_keys=True) + "\n")
+
+
 def git(*args: str) -> None:
     subprocess.run(["git", *args], check=True, stdout=subprocess.DEVNULL)
 
@@ -83,6 +108,7 @@ if __name__ == "__main__":
     for excluded in EXCLUDED_BY_CI[ANSWERS["ci"]]:
         remove(excluded)
     seed_dvc_cache()
+    record_template_source()
     if ANSWERS["init_git"] == "yes":
         first_commit()
     print(f"Created {os.getcwd()}. Next: see README.md, then `dvc repro`.")

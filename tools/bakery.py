@@ -143,7 +143,9 @@ def isolated_env(scratch: Path) -> dict[str, str]:
     return env
 
 
-def bake(output_dir: Path, env: dict[str, str] | None = None, **answers: str) -> subprocess.CompletedProcess:
+def bake(
+    output_dir: Path, env: dict[str, str] | None = None, template: Path = TEMPLATE, **answers: str
+) -> subprocess.CompletedProcess:
     """Run the real cookiecutter command line, without prompts, into `output_dir`."""
     output_dir.mkdir(parents=True, exist_ok=True)
     scratch = output_dir.parent / f"{output_dir.name}-scratch"
@@ -160,7 +162,7 @@ def bake(output_dir: Path, env: dict[str, str] | None = None, **answers: str) ->
             str(config),
             "--output-dir",
             str(output_dir),
-            str(TEMPLATE),
+            str(template),
             *extra,
         ],
         env=env,

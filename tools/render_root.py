@@ -16,7 +16,18 @@ from tools.bakery import bake
 
 ROOT = Path(__file__).resolve().parents[1]
 # Rendered files the root does not take: the template repository has its own of these.
-NOT_IN_ROOT = ("README.md", "LICENSE", "Makefile", ".pre-commit-config.yaml", "tests", ".github", ".gitlab-ci.yml", ".dvc/cache", ".git")
+NOT_IN_ROOT = (
+    "README.md",
+    "LICENSE",
+    "Makefile",
+    ".pre-commit-config.yaml",
+    ".cruft.json",
+    "tests",
+    ".github",
+    ".gitlab-ci.yml",
+    ".dvc/cache",
+    ".git",
+)
 
 
 def render_default(into: Path) -> Path:
