@@ -46,7 +46,11 @@ BROKEN = {
         lambda text: set_column(text, "age", "forty", every=97),
         "column 'age' must be integer but 11 rows hold text, e.g. 'forty'",
     ),
-    "wrong delimiter": (lambda text: text.replace(",", ";"), "set data.csv_delimiter"),
+    "rows that no delimiter splits evenly": (
+        lambda text: text.replace(",", ";", 3),
+        "no delimiter among ',', ';', '\\t', '|' splits every line into the same number of fields",
+    ),
+    "a column named twice": (lambda text: text.replace("job", "age", 1), "the header names column 'age' twice"),
     "bytes that are not UTF-8": (lambda text: text.replace("radio/TV", "radio/T\udcff", 1), "not UTF-8"),
     "not a CSV at all": (None, "binary file, not a CSV"),
     "out-of-range values": (
@@ -110,6 +114,26 @@ def test_dvc_repro_stops_before_training_and_keeps_every_output(reproduced_copy,
     assert "preprocess: kept the last good outputs: restored data/processed/" in result.stderr
     assert project.guarded_state() == before
     assert project.deleted_by_git() == []
+
+
+def test_the_same_data_exported_in_another_dress_reruns_only_preprocess_with_identical_outputs(reproduced_copy):
+    """Excel on a European Windows machine: UTF-8 with a byte-order mark, semicolons, CRLF, quoted header."""
+    project = reproduced_copy
+    raw = project.path / RAW
+    raw.chmod(0o644)
+    header, *rows = raw.read_text().splitlines()
+    quoted_header = ";".join(f'"{name}"' for name in header.split(","))
+    raw.write_bytes(
+        "\r\n".join([quoted_header, *[row.replace(",", ";") for row in rows]]).encode("utf-8-sig") + b"\r\n"
+    )
+    processed = {
+        path: md5(project.path / path) for path in ("data/processed/train.parquet", "data/processed/test.parquet")
+    }
+
+    result = project.dvc("repro")
+
+    assert project.stages_run(result.stdout) == ["preprocess"]  # its outputs are unchanged, so nothing else runs
+    assert {path: md5(project.path / path) for path in processed} == processed
 
 
 def test_infer_schema_drafts_a_schema_that_the_data_passes(reproduced_copy):

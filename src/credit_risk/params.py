@@ -52,7 +52,8 @@ class Paths(Section):
 class Data(Section):
     target: Annotated[str, Field(min_length=1)]
     positive_class: str | int | float
-    csv_delimiter: Annotated[str, Field(min_length=1, max_length=1)]
+    csv_delimiter: Annotated[str, Field(pattern=r"^(auto|.)$")]  # one character, or auto: sniffed
+    csv_decimal: Literal[".", ","] = "."
 
 
 class ValidateSettings(Section):

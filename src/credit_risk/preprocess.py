@@ -57,7 +57,7 @@ def main() -> None:
     schema = load_schema(params.paths.contract)
     check_params(params, schema)
     target = params.data.target
-    raw = read_raw_csv(params.paths.raw, schema, params.data.csv_delimiter)
+    raw = read_raw_csv(params.paths.raw, schema, params.data.csv_delimiter, params.data.csv_decimal)
     cleaned = clean(raw, target)
     refuse_broken_contract(cleaned, schema, target)
     train, test = split(cleaned, target, params.split.test_size, params.split.seed)

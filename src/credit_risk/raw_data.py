@@ -1,5 +1,16 @@
-"""Reading the raw CSV in the schema's types, with an error that names the fault when it cannot."""
+"""Reading the raw CSV in the schema's types, with an error that names the fault when it cannot.
 
+Spreadsheets, databases and scripts export the same data in different dresses. These read as the
+same data: a UTF-8 byte-order mark or UTF-16 (Excel's "Unicode text"), Windows or old Mac line
+endings, quoted fields and headers, spaces around header names, a trailing delimiter, and, with
+`data.csv_delimiter: auto`, any of `,` `;` tab `|`. What cannot be read without guessing is refused
+with the actual problem: another 8-bit encoding, a header naming one column twice, a delimiter that
+two candidates fit equally.
+"""
+
+import csv
+import io
+from dataclasses import dataclass
 from pathlib import Path
 
 import pandas as pd
@@ -7,31 +18,47 @@ import pandas as pd
 from .errors import PipelineError
 from .schema import Schema
 
-SNIFFED_DELIMITERS = (";", "\t", "|", ",")
+DELIMITERS = (",", ";", "\t", "|")
+SNIFFED_LINES = 20
+BYTE_ORDER_MARKS = {b"\xef\xbb\xbf": "utf-8-sig", b"\xff\xfe": "utf-16", b"\xfe\xff": "utf-16"}
 
 
-def read_raw_csv(path: Path, schema: Schema, delimiter: str = ",") -> pd.DataFrame:
+@dataclass(frozen=True)
+class Dialect:
+    encoding: str
+    delimiter: str
+    header: list[str]  # column names as the file spells them
+
+
+def read_raw_csv(path: Path, schema: Schema, delimiter: str = ",", decimal: str = ".") -> pd.DataFrame:
     """The raw CSV with the schema's columns in the schema's dtypes, or an error naming the fault."""
-    header = read_header(path, delimiter)
-    missing = [name for name in schema.columns if name not in header]
+    dialect = sniff(path, delimiter)
+    spelled = _names_as_spelled(path, dialect.header)
+    missing = [name for name in schema.columns if name not in spelled]
     if missing:
-        raise PipelineError(_missing_columns_message(path, header, missing, delimiter))
+        raise PipelineError(_missing_columns_message(path, list(spelled), missing, dialect))
     dtypes = schema.read_dtypes()
     try:
-        frame = pd.read_csv(path, sep=delimiter, usecols=list(dtypes), dtype=dtypes, encoding="utf-8")
+        frame = pd.read_csv(
+            path,
+            sep=dialect.delimiter,
+            decimal=decimal,
+            usecols=[spelled[name] for name in dtypes],
+            dtype={spelled[name]: dtype for name, dtype in dtypes.items()},
+            encoding=dialect.encoding,
+        )
     except UnicodeDecodeError as error:
-        raise PipelineError(
-            f"{path}: not UTF-8 text ({error.reason} at byte {error.start}); re-save it as UTF-8"
-        ) from None
+        raise PipelineError(_encoding_message(path, error)) from None
     except pd.errors.ParserError as error:
         raise PipelineError(f"{path}: not a well-formed CSV: {error}") from None
     except ValueError:
-        raise PipelineError(_type_error_message(path, schema, delimiter)) from None
+        raise PipelineError(_type_error_message(path, schema, dialect, spelled, decimal)) from None
+    frame.columns = [name.strip() for name in frame.columns]
     return frame[list(dtypes)]
 
 
-def read_header(path: Path, delimiter: str) -> list[str]:
-    """The header's column names, once the file is known to be UTF-8 text with a header and data rows."""
+def sniff(path: Path, delimiter: str = "auto") -> Dialect:
+    """The file's encoding, delimiter and header, once it is known to be text with a header and data rows."""
     if not path.exists():
         raise PipelineError(f"{path}: file not found; put your CSV there or set paths.raw in params.yaml")
     if not path.is_file():
@@ -39,43 +66,93 @@ def read_header(path: Path, delimiter: str) -> list[str]:
     if path.stat().st_size == 0:
         raise PipelineError(f"{path}: the file is empty; it needs a header row and data rows")
     with path.open("rb") as handle:
-        if b"\x00" in handle.read(4096):  # text never holds NUL bytes; Parquet, Excel, zip and pickles do
-            raise PipelineError(f"{path}: this is a binary file, not a CSV; export the data as CSV")
+        start = handle.read(4096)
+    encoding = next((name for mark, name in BYTE_ORDER_MARKS.items() if start.startswith(mark)), "utf-8")
+    if encoding == "utf-8" and b"\x00" in start:  # text never holds NUL bytes; Parquet, Excel, zip and pickles do
+        raise PipelineError(f"{path}: this is a binary file, not a CSV; export the data as CSV")
     try:
-        with path.open(encoding="utf-8") as handle:
-            first_line = handle.readline()
-            has_rows = bool(handle.readline().strip())
+        with path.open(encoding=encoding, newline="") as handle:
+            lines = [line for _, line in zip(range(SNIFFED_LINES), handle, strict=False)]
     except UnicodeDecodeError as error:
-        raise PipelineError(
-            f"{path}: not UTF-8 text (byte {error.object[error.start]:#04x} at offset {error.start}); "
-            "re-save the file as UTF-8 CSV"
-        ) from None
-    if not has_rows:
+        raise PipelineError(_encoding_message(path, error)) from None
+    if len(lines) < 2 or not any(line.strip() for line in lines[1:]):
         raise PipelineError(f"{path}: a header but no data rows")
-    return [name.strip().strip('"') for name in first_line.rstrip("\r\n").split(delimiter)]
+    chosen = _delimiter(path, lines) if delimiter == "auto" else delimiter
+    header = next(csv.reader(io.StringIO(lines[0]), delimiter=chosen))
+    return Dialect(encoding, chosen, header)
 
 
-def _missing_columns_message(path: Path, header: list[str], missing: list[str], delimiter: str) -> str:
+def _delimiter(path: Path, lines: list[str]) -> str:
+    """The one candidate that splits every sniffed line into the same number (two or more) of fields."""
+    widths = {}
+    for candidate in DELIMITERS:
+        counts = {len(row) for row in csv.reader(lines, delimiter=candidate) if row}
+        if len(counts) == 1 and counts != {1}:
+            widths[candidate] = counts.pop()
+    if len(widths) == 1:
+        return next(iter(widths))
+    if not widths:
+        raise PipelineError(
+            f"{path}: no delimiter among {', '.join(map(repr, DELIMITERS))} splits every line into the same "
+            "number of fields; set data.csv_delimiter in params.yaml, or fix the rows with extra fields"
+        )
+    raise PipelineError(
+        f"{path}: both {' and '.join(map(repr, widths))} split every line evenly, so the delimiter is "
+        "ambiguous; set data.csv_delimiter in params.yaml"
+    )
+
+
+def _names_as_spelled(path: Path, header: list[str]) -> dict[str, str]:
+    """Each trimmed column name with its spelling in the file; a name given twice is ambiguous."""
+    spelled: dict[str, str] = {}
+    for raw in header:
+        name = raw.strip()
+        if name in spelled and name:
+            raise PipelineError(
+                f"{path}: the header names column {name!r} twice ({spelled[name]!r} and {raw!r}), so which one "
+                "holds the data is ambiguous; rename or drop one"
+            )
+        spelled[name] = raw
+    return spelled
+
+
+def _encoding_message(path: Path, error: UnicodeDecodeError) -> str:
+    byte = error.object[error.start]
+    return (
+        f"{path}: not UTF-8 text (byte {byte:#04x} at offset {error.start}), probably another 8-bit encoding such "
+        "as Windows-1252 or Latin-1; which one cannot be told from the bytes: re-save or export the file as "
+        "UTF-8 CSV"
+    )
+
+
+def _missing_columns_message(path: Path, header: list[str], missing: list[str], dialect: Dialect) -> str:
     message = f"{path}: missing columns {missing} required by the schema; found {header[:12]}"
     if len(header) == 1:
-        guess = next((d for d in SNIFFED_DELIMITERS if d != delimiter and d in header[0]), None)
+        guess = next((d for d in DELIMITERS if d != dialect.delimiter and d in header[0]), None)
         if guess:
-            return f"{message}. The file seems delimited by {guess!r}: set data.csv_delimiter in params.yaml"
+            return f"{message}. The file seems delimited by {guess!r}: set data.csv_delimiter in params.yaml (or auto)"
     return f"{message}. Rename the columns, or update schema.yaml if the change is intended"
 
 
-def _type_error_message(path: Path, schema: Schema, delimiter: str) -> str:
+def _type_error_message(path: Path, schema: Schema, dialect: Dialect, spelled: dict[str, str], decimal: str) -> str:
     """Find which numeric column holds text: read as text, then try each value as a number."""
     numeric = [name for name, spec in schema.columns.items() if spec.is_numeric]
-    text = pd.read_csv(path, sep=delimiter, usecols=numeric, dtype=str, encoding="utf-8")
+    text = pd.read_csv(
+        path, sep=dialect.delimiter, usecols=[spelled[name] for name in numeric], dtype=str, encoding=dialect.encoding
+    )
     for name in numeric:
-        values = text[name].dropna()
-        bad = values[pd.to_numeric(values, errors="coerce").isna()]
+        values = text[spelled[name]].dropna()
+        bad = values[pd.to_numeric(values.str.replace(decimal, ".", regex=False), errors="coerce").isna()]
         if not bad.empty:
             examples = ", ".join(repr(value) for value in bad.unique()[:3])
+            other = "," if decimal == "." else "."
+            hint = (
+                f"; they look like decimal {'commas' if other == ',' else 'points'}: set data.csv_decimal to {other!r}"
+                if bad.str.fullmatch(rf"-?\d+\{other}\d+").all()
+                else "; fix those values, or declare the column categorical in schema.yaml"
+            )
             return (
                 f"{path}: column '{name}' must be {schema.columns[name].type} but {len(bad)} rows hold text, "
-                f"e.g. {examples} (first at data row {bad.index[0] + 1}); fix those values, or declare the "
-                "column categorical in schema.yaml"
+                f"e.g. {examples} (first at data row {bad.index[0] + 1}){hint}"
             )
     return f"{path}: could not parse the file as CSV with the schema's types"

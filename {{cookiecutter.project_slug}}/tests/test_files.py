@@ -1,5 +1,7 @@
+import re
 from pathlib import Path
 
+import pandas as pd
 import pytest
 
 from {{ cookiecutter.package_name }}.errors import PipelineError
@@ -30,13 +32,51 @@ def test_reads_columns_in_schema_types(tmp_path):
         ("", "empty"),
         ("age,city\n", "no data rows"),
         ("age,town\n30,Oslo\n", "missing columns ['city']"),
-        ("age;city\n30;Oslo\n", "set data.csv_delimiter"),
+        ("age;city;x\n30;Oslo;1\n31;Bergen\n", "no delimiter among ',', ';', '\\t', '|' splits every line"),
+        ("age;city,x\n30;Oslo,1\n", "both ',' and ';' split every line evenly"),
+        ("age,city, age\n30,Oslo,31\n", "names column 'age' twice ('age' and ' age')"),
         ("age,city\n30,Oslo\nthirty,Bergen\n", "column 'age' must be integer but 1 rows hold text, e.g. 'thirty'"),
     ],
 )
 def test_bad_csv_is_rejected_with_the_reason(tmp_path, text, expected):
-    with pytest.raises(PipelineError, match=expected.replace("[", r"\[").replace("]", r"\]")):
-        read_raw_csv(write(tmp_path, text), SCHEMA)
+    with pytest.raises(PipelineError, match=re.escape(expected)):
+        read_raw_csv(write(tmp_path, text), SCHEMA, delimiter="auto")
+
+
+CLEAN = "age,city\n30,Oslo\n41,\n52,Bergen\n"
+DRESSES = {
+    "UTF-8 with a byte-order mark": ("\ufeff" + CLEAN).encode(),
+    "UTF-16 (Excel's Unicode text)": CLEAN.replace(",", "\t").encode("utf-16"),
+    "Windows line endings": CLEAN.replace("\n", "\r\n").encode(),
+    "old Mac line endings": CLEAN.replace("\n", "\r").encode(),
+    "semicolons": CLEAN.replace(",", ";").encode(),
+    "pipes, quoted header, spaces around names": b'" age "|"city"\n30|Oslo\n41|\n52|Bergen\n',
+    "quoted fields and a trailing delimiter": b'age,city,\n"30","Oslo",\n41,,\n"52",Bergen,\n',
+    "a trailing blank line": (CLEAN + "\n").encode(),
+}
+
+
+@pytest.mark.parametrize("dress", sorted(DRESSES))
+def test_the_same_data_in_another_dress_reads_as_the_same_data(tmp_path, dress):
+    plain = read_raw_csv(write(tmp_path, CLEAN), SCHEMA, delimiter="auto")
+    dressed = tmp_path / "dressed.csv"
+    dressed.write_bytes(DRESSES[dress])
+    pd.testing.assert_frame_equal(read_raw_csv(dressed, SCHEMA, delimiter="auto"), plain)
+
+
+def test_decimal_commas_read_with_the_param_and_are_named_without_it(tmp_path):
+    schema = Schema(columns={"amount": ColumnSpec(type="numeric"), "city": ColumnSpec(type="categorical")})
+    path = write(tmp_path, "amount;city\n1234,5;Oslo\n7,25;Bergen\n")
+    assert read_raw_csv(path, schema, delimiter="auto", decimal=",")["amount"].tolist() == [1234.5, 7.25]
+    with pytest.raises(PipelineError, match="look like decimal commas: set data.csv_decimal to ','"):
+        read_raw_csv(path, schema, delimiter="auto")
+
+
+def test_another_8_bit_encoding_is_named_not_guessed(tmp_path):
+    path = tmp_path / "latin.csv"
+    path.write_bytes("age,city\n30,Tromsø\n".encode("latin-1"))
+    with pytest.raises(PipelineError, match="not UTF-8 text .* another 8-bit encoding such as Windows-1252"):
+        read_raw_csv(path, SCHEMA, delimiter="auto")
 
 
 def test_missing_file_names_the_param_to_set(tmp_path):

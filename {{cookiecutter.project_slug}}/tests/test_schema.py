@@ -67,7 +67,7 @@ def test_an_unreadable_schema_is_refused_with_its_name(tmp_path, content):
         (b"\x00" * 64, "binary file, not a CSV"),
         (b"PK\x03\x04" + bytes(range(256)), "binary file, not a CSV"),
         (b"age,city\n", "a header but no data rows"),
-        (b"one column only\n1\n2\n", "one column"),
+        (b"one column only\n1\n2\n", "no delimiter among"),
         (None, "a folder, not a CSV file"),
     ],
 )

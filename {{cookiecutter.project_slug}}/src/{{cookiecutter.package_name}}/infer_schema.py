@@ -11,7 +11,7 @@ import yaml
 from .errors import PipelineError
 from .files import write_with
 from .params import load_params
-from .raw_data import read_header
+from .raw_data import sniff
 
 CATEGORY_LIMIT = 50  # a text column with more distinct values is kept categorical without a closed list
 MISSING_MARGIN = 1.5  # the allowed missing rate is the observed one times this (rounded up)
@@ -58,17 +58,18 @@ def main(data: str | None = None, output: str | None = None, force: bool = False
     params = load_params()
     source = Path(data) if data else params.paths.raw
     target = Path(output) if output else params.paths.contract
-    delimiter = params.data.csv_delimiter
-    header = read_header(source, delimiter)  # refuses what is not a CSV with rows: empty, binary, a folder
-    if len(header) < 2:
+    dialect = sniff(source, params.data.csv_delimiter)  # refuses what is not a CSV with rows: empty, binary, ...
+    if len(dialect.header) < 2:
         raise PipelineError(
-            f"{source}: one column ({header[0][:40]!r}) is no data set to learn from: is data.csv_delimiter "
-            f"({delimiter!r}) the file's delimiter?"
+            f"{source}: one column ({dialect.header[0][:40]!r}) is no data set to learn from: is "
+            f"data.csv_delimiter ({dialect.delimiter!r}) the file's delimiter?"
         )
     try:
-        frame = pd.read_csv(source, sep=delimiter, dtype=str, keep_default_na=True, encoding="utf-8")
+        frame = pd.read_csv(
+            source, sep=dialect.delimiter, dtype=str, keep_default_na=True, encoding=dialect.encoding
+        ).rename(columns=str.strip)
     except (UnicodeDecodeError, pd.errors.ParserError, pd.errors.EmptyDataError) as error:
-        raise PipelineError(f"{source}: not a readable UTF-8 CSV ({error})") from None
+        raise PipelineError(f"{source}: not a readable CSV ({error})") from None
     written = target if force or not target.exists() else target.with_suffix(".draft" + target.suffix)
     header_comment = (
         f"# Drafted by infer-schema from {source} ({len(frame)} rows). REVIEW BEFORE COMMITTING:\n"
