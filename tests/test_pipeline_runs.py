@@ -7,24 +7,19 @@ import yaml
 from tools.bakery import VENV_BIN, bake_project
 
 ALL_STAGES = ["preprocess", "validate", "train", "evaluate", "gate"]
-# Outputs whose bytes must not depend on the run. The latency timings (metrics/latency.json, and the
-# gate's latency check) are measurements of the machine, so they are compared without those values.
-DETERMINISTIC_OUTPUTS = [
-    "data/processed/train.parquet",
-    "data/processed/test.parquet",
-    "models/model.joblib",
-    "metrics/validation.json",
-    "reports/drift.html",
-    "metrics/evaluation.json",
-    "plots/roc.json",
-    "plots/precision_recall.json",
-    "plots/confusion_matrix.json",
-]
 
 
 def locked_hashes(project_path: Path) -> dict[str, str]:
     lock = yaml.safe_load((project_path / "dvc.lock").read_text())
     return {out["path"]: out["md5"] for stage in lock["stages"].values() for out in stage.get("outs", [])}
+
+
+def deterministic_outputs(project_path: Path) -> list[str]:
+    """Every output dvc.lock records whose bytes must not depend on the run: all but the latency file and the
+    gate's, which hold timings of the machine (the gate's file is compared without them, below).
+    """
+    paths = yaml.safe_load((project_path / "params.yaml").read_text())["paths"]
+    return sorted(set(locked_hashes(project_path)) - {paths["latency"], paths["gate"]})
 
 
 def test_repro_runs_all_five_stages_and_the_gate_passes(reproduced):
@@ -34,7 +29,11 @@ def test_repro_runs_all_five_stages_and_the_gate_passes(reproduced):
     assert {"accuracy", "precision", "recall", "f1", "roc_auc"} <= set(evaluation)
     latency = json.loads((reproduced.path / "metrics" / "latency.json").read_text())
     assert latency["latency_p99_ms"] > 0
-    assert set(locked_hashes(reproduced.path)) >= set(DETERMINISTIC_OUTPUTS)
+    paths = yaml.safe_load((reproduced.path / "params.yaml").read_text())["paths"]
+    every_kind = [paths[name] for name in ("train", "test", "model", "learning_curve", "validation", "drift_report")]
+    every_kind += [paths[name] for name in ("evaluation", "fairness", "robustness", "predictions")]
+    every_kind += [f"{paths['plots']}/{name}.json" for name in ("roc", "precision_recall", "confusion_matrix")]
+    assert set(deterministic_outputs(reproduced.path)) >= set(every_kind)
     assert reproduced.git("status", "--porcelain").stdout == ""
 
 
@@ -77,10 +76,10 @@ def gate_without_timings(project_path: Path) -> list[dict]:
 def test_two_clean_runs_give_identical_hashes(reproduced, tmp_path):
     second = bake_project(tmp_path)
     second.dvc("repro")
+    outputs = deterministic_outputs(reproduced.path)
+    assert deterministic_outputs(second.path) == outputs
     first_hashes, second_hashes = locked_hashes(reproduced.path), locked_hashes(second.path)
-    assert {path: first_hashes[path] for path in DETERMINISTIC_OUTPUTS} == {
-        path: second_hashes[path] for path in DETERMINISTIC_OUTPUTS
-    }
+    assert {path: first_hashes[path] for path in outputs} == {path: second_hashes[path] for path in outputs}
     assert gate_without_timings(reproduced.path) == gate_without_timings(second.path)
 
 
