@@ -3,10 +3,38 @@
 import json
 from pathlib import Path
 
+import numpy as np
+import pytest
 import yaml
+from fairlearn import metrics as fairlearn
 from tools.bakery import VENV_BIN, bake_project
 
 ALL_STAGES = ["preprocess", "validate", "train", "evaluate", "gate"]
+# Run in the project: the model's decisions on the test split, loaded as evaluate loads it (md5 checked), with
+# the truth and each sensitive column, as JSON.
+DECISIONS_ON_THE_TEST_SPLIT = """
+import json, yaml, pandas as pd
+from pathlib import Path
+from credit_risk.model import load_model
+params = yaml.safe_load(Path("params.yaml").read_text())
+target, paths = params["data"]["target"], params["paths"]
+test = pd.read_parquet(paths["test"])
+scores = load_model(Path(paths["model"])).predict_proba(test.drop(columns=[target]))[:, 1]
+print(json.dumps({
+    "y_true": (test[target] == params["data"]["positive_class"]).astype(int).tolist(),
+    "y_pred": (scores >= params["evaluate"]["decision_threshold"]).astype(int).tolist(),
+    "sensitive": {
+        column: test[column].astype("string").fillna("missing").tolist()
+        for column in params["evaluate"]["fairness"]["sensitive"]
+    },
+}))
+"""
+FAIRLEARN_RATES = {
+    "rows": fairlearn.count,
+    "selection_rate": fairlearn.selection_rate,
+    "true_positive_rate": fairlearn.true_positive_rate,
+    "false_positive_rate": fairlearn.false_positive_rate,
+}
 
 
 def locked_hashes(project_path: Path) -> dict[str, str]:
@@ -81,6 +109,32 @@ def test_two_clean_runs_give_identical_hashes(reproduced, tmp_path):
     first_hashes, second_hashes = locked_hashes(reproduced.path), locked_hashes(second.path)
     assert {path: first_hashes[path] for path in outputs} == {path: second_hashes[path] for path in outputs}
     assert gate_without_timings(reproduced.path) == gate_without_timings(second.path)
+
+
+def test_fairness_metrics_are_fairlearns_figures_for_the_models_own_decisions(reproduced):
+    decisions = json.loads(reproduced.run(str(VENV_BIN / "python"), "-c", DECISIONS_ON_THE_TEST_SPLIT).stdout)
+    y_true, y_pred = np.array(decisions["y_true"]), np.array(decisions["y_pred"])
+    assert set(y_true) == set(y_pred) == {0, 1}
+    recorded = json.loads((reproduced.path / "metrics" / "fairness.json").read_text())
+    assert set(recorded["by_column"]) == set(decisions["sensitive"]) and recorded["by_column"]
+    gaps = []
+    for column, groups in decisions["sensitive"].items():
+        by_group = fairlearn.MetricFrame(
+            metrics=FAIRLEARN_RATES, y_true=y_true, y_pred=y_pred, sensitive_features=groups
+        ).by_group
+        assert len(by_group) >= 2
+        ours = recorded["by_column"][column]
+        assert set(ours["groups"]) == set(by_group.index)
+        for group, rates in by_group.to_dict("index").items():
+            assert ours["groups"][group] == pytest.approx(rates, abs=1e-6), (column, group)
+        gaps += [
+            fairlearn.demographic_parity_difference(y_true, y_pred, sensitive_features=groups),
+            fairlearn.equalized_odds_difference(y_true, y_pred, sensitive_features=groups),
+        ]
+        assert [ours["demographic_parity_difference"], ours["equalized_odds_difference"]] == pytest.approx(
+            gaps[-2:], abs=1e-6
+        )
+    assert recorded["max_gap"] == pytest.approx(max(gaps), abs=1e-6)
 
 
 def test_failed_gate_fails_repro_and_names_the_check(reproduced_copy):
