@@ -55,11 +55,17 @@ def fairlearn_figures(y_true, y_pred, groups: pd.Series) -> dict:
     groups = groups.astype("string").fillna(MISSING_GROUP)  # fairlearn refuses missing values
     y_true, y_pred = np.asarray(y_true), np.asarray(y_pred)
     every_row = MetricFrame(
-        metrics={"rows": count, "selection_rate": selection_rate}, y_true=y_true, y_pred=y_pred, sensitive_features=groups
+        metrics={"rows": count, "selection_rate": selection_rate},
+        y_true=y_true,
+        y_pred=y_pred,
+        sensitive_features=groups,
     )
     figures = every_row.by_group.to_dict("index")
     gaps = {}
-    for name, rate, actual in (("true_positive_rate", true_positive_rate, 1), ("false_positive_rate", false_positive_rate, 0)):
+    for name, rate, actual in (
+        ("true_positive_rate", true_positive_rate, 1),
+        ("false_positive_rate", false_positive_rate, 0),
+    ):
         rows = y_true == actual
         if not rows.any():
             for group in figures:
@@ -86,7 +92,8 @@ def assert_same_figures(ours: dict, expected: dict) -> None:
     assert ours["groups"].keys() == expected["groups"].keys()
     for group, rates in expected["groups"].items():
         for name, value in rates.items():
-            assert ours["groups"][group][name] == (None if value is None else pytest.approx(value, abs=1e-6)), (group, name)
+            expected_value = None if value is None else pytest.approx(value, abs=1e-6)
+            assert ours["groups"][group][name] == expected_value, (group, name)
     for gap in ("demographic_parity_difference", "equalized_odds_difference"):
         assert ours[gap] == pytest.approx(expected[gap], abs=1e-6), gap
     json.dumps(ours, allow_nan=False)  # never NaN: JSON has no such number
