@@ -1,16 +1,18 @@
 """A DVC remote on S3: moto's S3 server on 127.0.0.1, started and stopped by these tests."""
 
-import hashlib
 import json
 import re
 
 import boto3
 import pytest
 from moto.server import ThreadedMotoServer
-from tools.bakery import bake, bake_project, make_project
+from tools.bakery import bake, bake_project, make_project, md5, tree_md5s
 
 BUCKET = "pipeline-store"
 CREDENTIALS = {"AWS_ACCESS_KEY_ID": "testing-key", "AWS_SECRET_ACCESS_KEY": "testing-secret"}
+# Left out when comparing a workspace: git's own folder, and DVC's scratch folder, where every command
+# rewrites .dvc/tmp/lock (the repository lock, naming the process that holds it).
+NOT_DATA = (".git", ".dvc/tmp")
 OUTPUTS = ["data/processed/train.parquet", "data/processed/test.parquet", "models/model.joblib"]
 
 
@@ -72,10 +74,6 @@ def clone(project, destination):
     return copy
 
 
-def md5(path) -> str:
-    return hashlib.md5(path.read_bytes()).hexdigest()
-
-
 def test_fresh_clone_pulls_every_output_byte_for_byte_and_reproduces_nothing(pushed, tmp_path):
     fresh = clone(pushed, tmp_path / "clone")
     assert not (fresh.path / "models" / "model.joblib").exists()
@@ -107,25 +105,43 @@ def test_a_training_run_pushed_from_elsewhere_is_restored_from_the_run_cache_not
 
 def test_remote_outage_fails_clearly_damages_nothing_and_a_retry_succeeds(pushed, s3, tmp_path):
     fresh = clone(pushed, tmp_path / "clone")
+    fresh.dvc("pull")
     pushed.set_param("train.hist_gradient_boosting.max_leaf_nodes", 10)
     pushed.dvc("repro")
+    pushed.commit_all("A new model")
     before = {output: md5(pushed.path / output) for output in OUTPUTS}
+
     s3.stop()
     push = pushed.dvc("push", check=False)
-    pull = fresh.dvc("pull", check=False)
-    for result in (push, pull):
-        assert result.returncode != 0
-        assert re.search(
-            r"failed to (push|pull|fetch)|Could not connect|Connect timeout", result.stderr + result.stdout
-        )
-        assert "Traceback" not in result.stderr
+    assert_failed_clearly(push)
     assert {output: md5(pushed.path / output) for output in OUTPUTS} == before
     s3.start()
     pushed.dvc("push")
+    assert in_sync_with_remote(pushed)
+
+    fresh.git("pull", "--quiet")  # the new dvc.lock; its outputs are only on the remote
+    clone_before = tree_md5s(fresh.path, skip=NOT_DATA)
+    assert any(name.startswith(".dvc/cache/files/md5/") for name in clone_before)
+    s3.stop()
+    assert_failed_clearly(fresh.dvc("pull", check=False))
+    assert tree_md5s(fresh.path, skip=NOT_DATA) == clone_before  # the workspace and .dvc/cache, file by file
+    s3.start()
     fresh.dvc("pull")
-    assert md5(fresh.path / "data" / "raw" / "german_credit.csv") == md5(
-        pushed.path / "data" / "raw" / "german_credit.csv"
-    )
+    assert in_sync_with_remote(fresh)
+    assert json.loads(fresh.dvc("status", "--json").stdout) == {}  # every output as dvc.lock records it
+    assert {output: md5(fresh.path / output) for output in OUTPUTS} == before
+
+
+def assert_failed_clearly(result) -> None:
+    assert result.returncode != 0
+    assert re.search(r"failed to (push|pull|fetch)|Could not connect|Connect timeout", result.stderr + result.stdout)
+    assert "Traceback" not in result.stderr
+
+
+def in_sync_with_remote(project) -> bool:
+    """`dvc status --cloud --json`: empty, or every entry "in sync" (nothing new, missing or deleted)."""
+    status = json.loads(project.dvc("status", "--cloud", "--json").stdout)
+    return all(state == "in sync" for state in status.values())
 
 
 CREDENTIAL_PATTERNS = [

@@ -1,10 +1,10 @@
 """Broken raw data, every kind a user meets: a clear message, a non-zero exit, nothing later runs or changes."""
 
-import hashlib
 import json
 
 import pandas as pd
 import pytest
+from tools.bakery import md5
 
 RAW = "data/raw/german_credit.csv"
 PROTECTED = ["models/model.joblib", "dvc.lock", "production/baseline.json", "metrics/gate.json"]
@@ -76,10 +76,6 @@ BROKEN = {
     ),
     "too few rows": (lambda text: "\n".join(text.splitlines()[:101]) + "\n", "dataset: row count"),
 }
-
-
-def md5(path) -> str:
-    return hashlib.md5(path.read_bytes()).hexdigest()
 
 
 @pytest.mark.parametrize("kind", sorted(BROKEN))

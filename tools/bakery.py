@@ -24,7 +24,8 @@ GUARDED = ["data/processed", "models", "dvclive", "metrics", "plots", "reports",
 
 
 def md5(path: Path) -> str:
-    with path.open("rb") as handle:
+    """The md5 of a file's bytes, as DVC records it."""
+    with Path(path).open("rb") as handle:
         return hashlib.file_digest(handle, "md5").hexdigest()
 
 
@@ -122,6 +123,26 @@ class Project:
         """A separate working copy (git history and DVC cache included) for a test that changes things."""
         shutil.copytree(self.path, destination / self.slug, symlinks=True)
         return make_project(destination / self.slug, destination)
+
+
+def tree_md5s(root: Path, skip: tuple[str, ...] = (".git",)) -> dict[str, str]:
+    """Everything under `root`: each file's md5, each folder and link marked, by relative path.
+
+    Paths equal to or under one of `skip` (relative, e.g. ".git") are left out.
+    """
+    root = Path(root)
+    listing = {}
+    for path in sorted(root.rglob("*")):
+        name = path.relative_to(root).as_posix()
+        if any(name == skipped or name.startswith(f"{skipped}/") for skipped in skip):
+            continue
+        if path.is_symlink():
+            listing[name] = f"link to {os.readlink(path)}"
+        elif path.is_dir():
+            listing[name] = "folder"
+        else:
+            listing[name] = md5(path)
+    return listing
 
 
 def isolated_env(scratch: Path) -> dict[str, str]:

@@ -1,9 +1,20 @@
+import json
+from functools import partial
+
 import numpy as np
 import pandas as pd
 import pytest
-from fairlearn.metrics import demographic_parity_difference, equalized_odds_difference
+from fairlearn.metrics import (
+    MetricFrame,
+    count,
+    demographic_parity_difference,
+    equalized_odds_difference,
+    false_positive_rate,
+    selection_rate,
+    true_positive_rate,
+)
 
-from {{ cookiecutter.package_name }}.fairness import fairness_report
+from {{ cookiecutter.package_name }}.fairness import MISSING_GROUP, fairness_report, group_fairness
 from {{ cookiecutter.package_name }}.params import Robustness
 from {{ cookiecutter.package_name }}.robustness import add_numeric_noise, inject_missing, robustness_report, swap_categories
 
@@ -34,6 +45,121 @@ def test_gaps_are_fairlearns_own_measures():
     expected_odds = equalized_odds_difference(y_true, y_pred, sensitive_features=frame["group"])
     assert gaps["demographic_parity_difference"] == pytest.approx(expected_parity, abs=1e-6)
     assert gaps["equalized_odds_difference"] == pytest.approx(expected_odds, abs=1e-6)
+
+
+def fairlearn_figures(y_true, y_pred, groups: pd.Series) -> dict:
+    """The figures group_fairness reports, computed with fairlearn, each rate on the groups where it exists.
+
+    A true positive rate exists for a group with actual positives, so it is fairlearn's rate on the rows whose
+    truth is positive (a false positive rate likewise on the negative rows); a group missing there has none.
+    """
+    groups = groups.astype("string").fillna(MISSING_GROUP)  # fairlearn refuses missing values
+    y_true, y_pred = np.asarray(y_true), np.asarray(y_pred)
+    every_row = MetricFrame(
+        metrics={"rows": count, "selection_rate": selection_rate},
+        y_true=y_true,
+        y_pred=y_pred,
+        sensitive_features=groups,
+    )
+    figures = every_row.by_group.to_dict("index")
+    gaps = {}
+    for name, rate, actual in (
+        ("true_positive_rate", true_positive_rate, 1),
+        ("false_positive_rate", false_positive_rate, 0),
+    ):
+        rows = y_true == actual
+        if not rows.any():
+            for group in figures:
+                figures[group][name] = None
+            gaps[name] = 0.0
+            continue
+        frame = MetricFrame(
+            metrics={name: partial(rate, pos_label=1)},
+            y_true=y_true[rows],
+            y_pred=y_pred[rows],
+            sensitive_features=groups[rows],
+        )
+        for group in figures:
+            figures[group][name] = frame.by_group[name].get(group)
+        gaps[name] = frame.difference()[name]
+    return {
+        "groups": figures,
+        "demographic_parity_difference": demographic_parity_difference(y_true, y_pred, sensitive_features=groups),
+        "equalized_odds_difference": max(gaps.values()),
+    }
+
+
+def assert_same_figures(ours: dict, expected: dict) -> None:
+    assert ours["groups"].keys() == expected["groups"].keys()
+    for group, rates in expected["groups"].items():
+        for name, value in rates.items():
+            expected_value = None if value is None else pytest.approx(value, abs=1e-6)
+            assert ours["groups"][group][name] == expected_value, (group, name)
+    for gap in ("demographic_parity_difference", "equalized_odds_difference"):
+        assert ours[gap] == pytest.approx(expected[gap], abs=1e-6), gap
+    json.dumps(ours, allow_nan=False)  # never NaN: JSON has no such number
+
+
+def test_missing_sensitive_values_are_a_group_of_their_own():
+    y_true = np.array([1, 0, 1, 0, 1, 0, 1, 1, 0, 0])
+    y_pred = np.array([1, 0, 0, 1, 1, 1, 0, 1, 0, 1])
+    groups = pd.Series(["f", "f", "m", "m", None, np.nan, "f", "m", pd.NA, "m"], dtype="object")
+    with pytest.raises(ValueError, match="missing values"):
+        MetricFrame(metrics=selection_rate, y_true=y_true, y_pred=y_pred, sensitive_features=groups)
+    ours = group_fairness(y_true, y_pred, groups)
+    assert ours["groups"][MISSING_GROUP]["rows"] == 3
+    assert_same_figures(ours, fairlearn_figures(y_true, y_pred, groups))
+    # every rate is defined here, so the gaps are fairlearn's own functions' figures
+    filled = groups.fillna(MISSING_GROUP)
+    assert ours["equalized_odds_difference"] == pytest.approx(
+        equalized_odds_difference(y_true, y_pred, sensitive_features=filled), abs=1e-6
+    )
+
+
+def test_a_group_with_one_true_class_has_no_rate_for_the_other_and_no_part_in_that_gap():
+    y_true = np.array([1, 0, 1, 0, 1, 0] + [0, 0, 0] + [1, 1])
+    y_pred = np.array([1, 0, 1, 0, 0, 1] + [0, 1, 0] + [1, 0])
+    groups = pd.Series(["a"] * 6 + ["negatives only"] * 3 + ["positives only"] * 2)
+    ours = group_fairness(y_true, y_pred, groups)
+    assert ours["groups"]["negatives only"]["true_positive_rate"] is None
+    assert ours["groups"]["positives only"]["false_positive_rate"] is None
+    assert_same_figures(ours, fairlearn_figures(y_true, y_pred, groups))
+    # true positive rates 2/3 (a) and 1/2 (positives only); false positive rates 1/3 (a, negatives only).
+    # fairlearn's convention, 0 for each undefined rate, makes the gap 2/3 - 0 where the measured one is 1/6.
+    assert equalized_odds_difference(y_true, y_pred, sensitive_features=groups) == pytest.approx(2 / 3)
+    assert ours["equalized_odds_difference"] == pytest.approx(1 / 6, abs=1e-6)
+
+
+def test_a_group_of_a_single_row_and_data_with_a_single_class():
+    y_true = np.array([1, 0, 1, 0, 1])
+    y_pred = np.array([1, 1, 0, 0, 1])
+    groups = pd.Series(["a", "a", "a", "a", "lone"])
+    ours = group_fairness(y_true, y_pred, groups)
+    assert ours["groups"]["lone"] == {
+        "rows": 1,
+        "selection_rate": 1.0,
+        "true_positive_rate": 1.0,
+        "false_positive_rate": None,
+    }
+    assert_same_figures(ours, fairlearn_figures(y_true, y_pred, groups))
+    no_positives = group_fairness(np.zeros(5, dtype=int), y_pred, groups)
+    assert_same_figures(no_positives, fairlearn_figures(np.zeros(5, dtype=int), y_pred, groups))
+    assert {rates["true_positive_rate"] for rates in no_positives["groups"].values()} == {None}
+
+
+def test_awkward_groups_together_match_fairlearn_and_the_report_takes_the_largest_gap():
+    rng = np.random.default_rng(7)
+    y_true, y_pred = rng.integers(0, 2, 300), rng.integers(0, 2, 300)
+    groups = pd.Series(rng.choice(["a", "b", "c"], 300), dtype="object")
+    groups[rng.choice(300, 20, replace=False)] = None
+    y_true[(groups == "c").to_numpy()] = 1  # no actual negatives in c
+    groups[299], y_true[299] = "single", 0
+    frame = pd.DataFrame({"group": groups, "sex": pd.Categorical(rng.choice(["female", "male"], 300))})
+    report = fairness_report(y_true, y_pred, frame, ["group", "sex"])
+    for column in ("group", "sex"):
+        assert_same_figures(report["by_column"][column], fairlearn_figures(y_true, y_pred, frame[column]))
+    gaps = [figure for column in report["by_column"].values() for name, figure in column.items() if name != "groups"]
+    assert report["max_gap"] == max(gaps)
 
 
 def test_perturbations_change_the_data_as_asked_and_are_seeded():

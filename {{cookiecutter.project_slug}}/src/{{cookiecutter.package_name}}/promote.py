@@ -50,8 +50,27 @@ def refuse_unless_committed_and_passing(params: Params) -> None:
         raise PipelineError("the gate verdict is FAILED (metrics/gate.json): only a model that passed is promoted")
     if git("status", "--porcelain", "--untracked-files=no").strip():
         raise PipelineError("uncommitted changes: commit the run (dvc.lock, metrics) before promoting it")
-    if json.loads(dvc("status", "--json")):
-        raise PipelineError("the workspace does not match dvc.lock: run `dvc repro`, commit, then promote")
+    differences = lock_differences(json.loads(dvc("status", "--json")))
+    if differences:
+        raise PipelineError(
+            f"the workspace does not match dvc.lock ({'; '.join(differences)}): restore an output replaced by hand "
+            "or by `dvc checkout` of another version with `dvc checkout`, or run `dvc repro` and commit; then promote"
+        )
+
+
+def lock_differences(status: dict) -> list[str]:
+    """`dvc status --json` as short phrases, e.g. "train: models/model.joblib modified (changed outs)"."""
+    phrases = []
+    for stage, entries in status.items():
+        for entry in entries:
+            if not isinstance(entry, dict):  # e.g. "changed command"
+                phrases.append(f"{stage}: {entry}")
+                continue
+            for kind, changes in entry.items():
+                for path, change in changes.items():
+                    what = change if isinstance(change, str) else ", ".join(f"{k} {v}" for k, v in change.items())
+                    phrases.append(f"{stage}: {path} {what} ({kind})")
+    return phrases
 
 
 def next_version(artifact: str) -> str:
