@@ -3,8 +3,9 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(CURDIR)/$(VENV)/bin
 TEMPLATE := {{cookiecutter.project_slug}}
-PIP_COMPILE := $(BIN)/pip-compile --quiet --allow-unsafe --no-annotate --no-header --strip-extras \
-	--no-emit-index-url --no-emit-find-links
+# every platform, every Python from 3.11, each file with its hashes
+UV_COMPILE := $(BIN)/uv pip compile --quiet --universal --generate-hashes --no-annotate --no-header \
+	--python-version 3.11
 
 export PATH := $(BIN):$(PATH)
 export DVC_NO_ANALYTICS := 1
@@ -20,9 +21,9 @@ setup: $(VENV)/.installed ## virtual environment from the locks, root instance i
 	$(BIN)/python -m tools.render_root --restore-missing
 	$(BIN)/dvc repro --quiet
 
-$(VENV)/.installed: requirements.lock requirements-template.lock pyproject.toml
+$(VENV)/.installed: requirements-dev.lock requirements-template.lock pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install --quiet --disable-pip-version-check -r requirements.lock -r requirements-template.lock
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check --no-deps -r requirements-dev.lock -r requirements-template.lock
 	$(BIN)/python -m pip install --quiet --disable-pip-version-check --no-deps --no-build-isolation -e .
 	touch $@
 
@@ -39,10 +40,12 @@ lint: ## ruff's checks and formatting of the template repository's code
 render: $(VENV)/.installed ## write the template's default rendering over the root instance
 	$(BIN)/python -m tools.render_root
 
-lock: $(VENV)/.installed ## re-resolve and pin every dependency, then re-render the root instance
-	$(PIP_COMPILE) --extra dev -o "$(TEMPLATE)/requirements.lock" pyproject.toml
+lock: $(VENV)/.installed ## re-resolve and pin every dependency (every platform, with hashes), then re-render the root instance
 	$(BIN)/python -m tools.render_root
-	$(PIP_COMPILE) -o requirements-template.lock requirements-template.in
+	$(UV_COMPILE) -o "$(TEMPLATE)/requirements.lock" pyproject.toml
+	$(UV_COMPILE) --extra dev -c "$(TEMPLATE)/requirements.lock" -o "$(TEMPLATE)/requirements-dev.lock" pyproject.toml
+	$(BIN)/python -m tools.render_root
+	$(UV_COMPILE) -o requirements-template.lock requirements-template.in
 
 clean: ## remove build/ and pytest's cache
 	rm -rf build .pytest_cache

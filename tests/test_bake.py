@@ -17,6 +17,7 @@ MUST_HAVE = [
     "schema.yaml",
     "pyproject.toml",
     "requirements.lock",
+    "requirements-dev.lock",
     "README.md",
     ".dvc/config",
     ".dvcignore",
@@ -189,12 +190,12 @@ def test_the_generated_makefile_lists_its_commands_by_default_and_runs_the_proje
     ).stdout
     for command in (
         "-m venv .venv",
-        "pip install --quiet -r requirements.lock",
+        "pip install --quiet --no-deps -r requirements-dev.lock",
         "python -m pytest",
         "ruff check .",
         "ruff format --check .",
         "dvc repro",
-        "pip-compile",
+        "uv pip compile",
     ):
         assert command in planned
 
@@ -208,3 +209,23 @@ def test_the_first_commit_passes_the_shipped_pre_commit_hooks_and_a_bad_edit_doe
     module = next((project.path / "src").glob("*/gate.py"))
     module.write_text(module.read_text() + "\nunused  =  1\n")
     assert project.run(str(VENV_BIN / "pre-commit"), "run", "--all-files", check=False).returncode != 0
+
+
+def pins(lock: Path) -> dict[str, str]:
+    """name -> version of each package a uv-compiled lock pins, after checking every pin carries hashes."""
+    entries = re.split(r"\n(?=[a-z0-9])", lock.read_text().strip())
+    assert all("--hash=sha256:" in entry for entry in entries), "a pin without hashes"
+    return dict(re.match(r"([a-z0-9._-]+)==([^ ;\\]+)", entry).groups() for entry in entries)
+
+
+def test_locks_pin_every_platform_with_hashes_and_keep_dev_tools_out_of_the_runtime_lock():
+    runtime = pins(TEMPLATE_DIR / "requirements.lock")
+    dev = pins(TEMPLATE_DIR / "requirements-dev.lock")
+    assert {"dvc", "scikit-learn", "evidently", "pandas", "pydantic"} <= set(runtime)
+    assert not {"pytest", "ruff", "fairlearn", "pre-commit"} & set(runtime)
+    assert {"pytest", "ruff", "fairlearn", "pre-commit"} <= set(dev)
+    assert {name: dev[name] for name in runtime} == runtime  # one resolution: the dev lock extends the runtime one
+    assert "sys_platform == 'win32'" in (TEMPLATE_DIR / "requirements.lock").read_text()  # universal, not Linux only
+    declared = tomllib.loads((TEMPLATE / "pyproject.toml").read_text())  # the root instance: the default rendering
+    ranges = [*declared["project"]["dependencies"], *declared["project"]["optional-dependencies"]["dev"]]
+    assert not [spec for spec in ranges if "==" in spec], "pyproject holds ranges; the locks hold exact versions"
