@@ -1,5 +1,5 @@
-"""Drop what the answers exclude, seed DVC's cache with the sample data, record the template's source
-for `cruft`, make the first commit.
+"""Drop what the answers exclude, put the sample data in DVC's cache (with a remote) or in git (without
+one), record the template's source for `cruft`, make the first commit.
 
 Runs with the standard library only: cookiecutter's environment need not have DVC or network.
 """
@@ -40,6 +40,22 @@ def dvc_tracked_outputs(dvc_file: Path) -> list[tuple[str, Path]]:
             outputs.append((md5, dvc_file.parent / value))
             md5 = None
     return outputs
+
+
+def keep_sample_in_git() -> None:
+    """Without a remote, CI could not get DVC-tracked data, so the small sample lives in git.
+
+    `dvc add` it once a remote exists (the README says how): DVC then takes it over from git.
+    """
+    for dvc_file in sorted(Path("data").rglob("*.dvc")):
+        ignore = dvc_file.parent / ".gitignore"
+        tracked = {f"/{path.name}" for _, path in dvc_tracked_outputs(dvc_file)}
+        kept = [line for line in ignore.read_text().splitlines() if line not in tracked] if ignore.exists() else []
+        if kept:
+            ignore.write_text("\n".join(kept) + "\n")
+        else:
+            ignore.unlink(missing_ok=True)
+        dvc_file.unlink()
 
 
 def seed_dvc_cache() -> None:
@@ -107,7 +123,10 @@ def first_commit() -> None:
 if __name__ == "__main__":
     for excluded in EXCLUDED_BY_CI[ANSWERS["ci"]]:
         remove(excluded)
-    seed_dvc_cache()
+    if ANSWERS["dvc_remote"]:
+        seed_dvc_cache()
+    else:
+        keep_sample_in_git()
     record_template_source()
     if ANSWERS["init_git"] == "yes":
         first_commit()

@@ -24,7 +24,6 @@ MUST_HAVE = [
     ".gitignore",
     "data/README.md",
     "data/raw/german_credit.csv",
-    "data/raw/german_credit.csv.dvc",
     "src/{package}/cli.py",
     "src/{package}/preprocess.py",
     "src/{package}/validate.py",
@@ -43,12 +42,16 @@ def files_under(root: Path) -> set[str]:
     }
 
 
-def expected_files(slug: str, package: str, ci: str) -> set[str]:
-    """The template's files with their names rendered, less those the ci answer excludes."""
+DVC_SAMPLE = {"data/raw/german_credit.csv.dvc", "data/raw/.gitignore"}  # with a remote: the sample is DVC's
+SEEDED_CACHE = ".dvc/cache/files/md5/da/7564a937d71ee3f028b0b9e7754d8f"
+
+
+def expected_files(slug: str, package: str, ci: str, remote: bool) -> set[str]:
+    """The template's files with their names rendered, less those the ci and remote answers exclude."""
     rendered = {name.replace("{{cookiecutter.package_name}}", package) for name in files_under(TEMPLATE_DIR)}
     excluded = [path for choice, path in CI_FILES.items() if choice != ci]
     kept = {name for name in rendered if not any(name == ex or name.startswith(ex + "/") for ex in excluded)}
-    return kept | {".dvc/cache/files/md5/da/7564a937d71ee3f028b0b9e7754d8f", ".cruft.json"}
+    return (kept | {".cruft.json", SEEDED_CACHE}) if remote else (kept - DVC_SAMPLE) | {".cruft.json"}
 
 
 @pytest.mark.parametrize(
@@ -62,8 +65,9 @@ def expected_files(slug: str, package: str, ci: str) -> set[str]:
         ),
         ({"project_name": "Churn", "ci": "none"}, "churn", "churn"),
         ({"project_name": "Fraud", "package_name": "fraud_model", "python_version": "3.12"}, "fraud", "fraud_model"),
+        ({"project_name": "Shared", "dvc_remote": "s3://team-bucket/ml"}, "shared", "shared"),
     ],
-    ids=["defaults", "spaces-capitals-gitlab-nogit", "ci-none", "package-override"],
+    ids=["defaults", "spaces-capitals-gitlab-nogit", "ci-none", "package-override", "remote"],
 )
 def test_bake_gives_exactly_the_expected_files(tmp_path, answers, slug, package):
     result = bake(tmp_path / "out", **answers)
@@ -71,7 +75,7 @@ def test_bake_gives_exactly_the_expected_files(tmp_path, answers, slug, package)
     project = tmp_path / "out" / slug
     ci = answers.get("ci", "github")
     actual = files_under(project)
-    assert actual == expected_files(slug, package, ci)
+    assert actual == expected_files(slug, package, ci, remote=bool(answers.get("dvc_remote")))
     for name in MUST_HAVE:
         assert name.format(package=package) in actual
     assert (project / ".git").exists() == (answers.get("init_git", "yes") == "yes")
@@ -108,12 +112,13 @@ def test_first_commit_holds_everything_and_works_without_a_git_identity(tmp_path
     assert git("branch", "--show-current").strip() == "main"
     assert git("log", "--format=%an <%ae>").strip() == "Ada Lovelace <ada@example.com>"
     tracked = set(git("ls-files").split())
-    assert {"dvc.yaml", "data/raw/german_credit.csv.dvc", ".dvc/config"} <= tracked
-    assert "data/raw/german_credit.csv" not in tracked  # DVC's, not git's
+    assert {"dvc.yaml", ".dvc/config", "data/raw/german_credit.csv"} <= tracked  # no remote: the sample is git's
 
 
-def test_seeded_cache_lets_dvc_see_the_sample_as_committed(tmp_path):
-    project = bake_project(tmp_path)
+def test_with_a_remote_the_sample_is_dvcs_and_its_seeded_cache_matches_the_commit(tmp_path):
+    project = bake_project(tmp_path, dvc_remote="s3://team-bucket/ml")
+    tracked = set(project.git("ls-files").stdout.split())
+    assert "data/raw/german_credit.csv.dvc" in tracked and "data/raw/german_credit.csv" not in tracked
     status = json.loads(project.dvc("status", "--json").stdout)
     assert "data/raw/german_credit.csv.dvc" not in status
     assert project.dvc("data", "status", "--json").returncode == 0
