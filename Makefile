@@ -4,8 +4,9 @@ VENV := .venv
 BIN := $(CURDIR)/$(VENV)/bin
 TEMPLATE := {{cookiecutter.project_slug}}
 # every platform, every Python from 3.11, each file with its hashes
-UV_COMPILE := $(BIN)/uv pip compile --quiet --universal --generate-hashes --no-annotate --no-header \
-	--python-version 3.11
+UV_COMPILE := $(BIN)/uv pip compile --quiet --universal --generate-hashes --no-annotate --python-version 3.11
+# the generated project's locks name the command that re-creates them there (Renovate reads it)
+PROJECT_COMPILE := uv pip compile --universal --generate-hashes --no-annotate
 
 export PATH := $(BIN):$(PATH)
 export DVC_NO_ANALYTICS := 1
@@ -42,8 +43,11 @@ render: $(VENV)/.installed ## write the template's default rendering over the ro
 
 lock: $(VENV)/.installed ## re-resolve and pin every dependency (every platform, with hashes), then re-render the root instance
 	$(BIN)/python -m tools.render_root
-	$(UV_COMPILE) -o "$(TEMPLATE)/requirements.lock" pyproject.toml
-	$(UV_COMPILE) --extra dev -c "$(TEMPLATE)/requirements.lock" -o "$(TEMPLATE)/requirements-dev.lock" pyproject.toml
+	$(UV_COMPILE) --custom-compile-command "$(PROJECT_COMPILE) -o requirements.lock pyproject.toml" \
+		-o "$(TEMPLATE)/requirements.lock" pyproject.toml
+	$(UV_COMPILE) --custom-compile-command \
+		"$(PROJECT_COMPILE) --extra dev -c requirements.lock -o requirements-dev.lock pyproject.toml" \
+		--extra dev -c "$(TEMPLATE)/requirements.lock" -o "$(TEMPLATE)/requirements-dev.lock" pyproject.toml
 	$(BIN)/python -m tools.render_root
 	$(UV_COMPILE) -o requirements-template.lock requirements-template.in
 

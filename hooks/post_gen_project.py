@@ -15,9 +15,9 @@ from pathlib import Path
 ANSWERS = json.loads({{ cookiecutter | jsonify | tojson }})
 
 EXCLUDED_BY_CI = {
-    "github": [".gitlab-ci.yml"],
+    "github": [".gitlab-ci.yml", "renovate.json"],
     "gitlab": [".github"],
-    "none": [".github", ".gitlab-ci.yml"],
+    "none": [".github", ".gitlab-ci.yml", "renovate.json"],
 }
 
 

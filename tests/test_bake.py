@@ -7,10 +7,11 @@ import tomllib
 from pathlib import Path
 
 import pytest
+import yaml
 from tools.bakery import TEMPLATE, VENV_BIN, bake, bake_project, isolated_env
 
 TEMPLATE_DIR = TEMPLATE / "{{cookiecutter.project_slug}}"
-CI_FILES = {"github": ".github", "gitlab": ".gitlab-ci.yml"}
+CI_FILES = {"github": [".github"], "gitlab": [".gitlab-ci.yml", "renovate.json"]}
 MUST_HAVE = [
     "dvc.yaml",
     "params.yaml",
@@ -49,7 +50,7 @@ SEEDED_CACHE = ".dvc/cache/files/md5/da/7564a937d71ee3f028b0b9e7754d8f"
 def expected_files(slug: str, package: str, ci: str, remote: bool) -> set[str]:
     """The template's files with their names rendered, less those the ci and remote answers exclude."""
     rendered = {name.replace("{{cookiecutter.package_name}}", package) for name in files_under(TEMPLATE_DIR)}
-    excluded = [path for choice, path in CI_FILES.items() if choice != ci]
+    excluded = [path for choice, paths in CI_FILES.items() if choice != ci for path in paths]
     kept = {name for name in rendered if not any(name == ex or name.startswith(ex + "/") for ex in excluded)}
     return (kept | {".cruft.json", SEEDED_CACHE}) if remote else (kept - DVC_SAMPLE) | {".cruft.json"}
 
@@ -218,7 +219,8 @@ def test_the_first_commit_passes_the_shipped_pre_commit_hooks_and_a_bad_edit_doe
 
 def pins(lock: Path) -> dict[str, str]:
     """name -> version of each package a uv-compiled lock pins, after checking every pin carries hashes."""
-    entries = re.split(r"\n(?=[a-z0-9])", lock.read_text().strip())
+    pinned = "\n".join(line for line in lock.read_text().splitlines() if not line.startswith("#"))
+    entries = re.split(r"\n(?=[a-z0-9])", pinned.strip())
     assert all("--hash=sha256:" in entry for entry in entries), "a pin without hashes"
     return dict(re.match(r"([a-z0-9._-]+)==([^ ;\\]+)", entry).groups() for entry in entries)
 
@@ -234,3 +236,27 @@ def test_locks_pin_every_platform_with_hashes_and_keep_dev_tools_out_of_the_runt
     declared = tomllib.loads((TEMPLATE / "pyproject.toml").read_text())  # the root instance: the default rendering
     ranges = [*declared["project"]["dependencies"], *declared["project"]["optional-dependencies"]["dev"]]
     assert not [spec for spec in ranges if "==" in spec], "pyproject holds ranges; the locks hold exact versions"
+
+
+@pytest.mark.parametrize(
+    ("ci", "bot_file", "schema"),
+    [("github", ".github/dependabot.yml", "vendor.dependabot"), ("gitlab", "renovate.json", "vendor.renovate")],
+)
+def test_generated_ci_tests_the_code_before_the_pipeline_and_a_bot_keeps_the_pins_fresh(tmp_path, ci, bot_file, schema):
+    result = bake(tmp_path / "out", ci=ci, init_git="no")
+    assert result.returncode == 0, result.stderr
+    project = tmp_path / "out" / "credit-risk"
+    check = [str(VENV_BIN / "check-jsonschema"), "--builtin-schema", schema, bot_file]
+    subprocess.run(check, cwd=project, check=True, capture_output=True)
+    if ci == "github":
+        jobs = yaml.safe_load((project / ".github/workflows/pipeline.yml").read_text())["jobs"]
+        runs = [step.get("run", "") for step in jobs["test"]["steps"]]
+        assert jobs["pull-request"]["needs"] == jobs["main"]["needs"] == "test"
+        assert jobs["test"]["permissions"] == {"contents": "read"}
+    else:
+        config = yaml.safe_load((project / ".gitlab-ci.yml").read_text())
+        runs = config["test"]["script"]
+        assert config["stages"] == ["test", "pipeline"] and config["test"]["stage"] == "test"
+        assert config["merge-request"]["stage"] == config["default-branch"]["stage"] == "pipeline"
+    for command in ("ruff check .", "ruff format --check .", "pytest"):
+        assert any(command in run for run in runs), command
