@@ -1,0 +1,61 @@
+"""The generated GitLab CI, run here from its own file: a project baked with the default answers (no DVC
+remote) and published after its README's first steps passes its test, merge-request and default-branch
+jobs, its first merge request gets the report as a note, and the default branch promotes and pushes.
+"""
+
+import subprocess
+import threading
+from http.server import ThreadingHTTPServer
+
+from tools.ci_jobs import (
+    CHANGED_PARAM,
+    PR_BRANCH,
+    checkout,
+    job_environment,
+    published,
+    run_gitlab_job,
+    this_environments_own_package,
+)
+
+from tests.test_report_ci import FakeGitLab
+
+
+def test_gitlab_jobs_pass_without_a_remote_and_the_first_merge_request_gets_its_note(tmp_path):
+    origin, project = published(tmp_path, ci="gitlab")
+    own_package = this_environments_own_package()
+    env = job_environment(tmp_path / "ci", project.env)
+    FakeGitLab.notes, FakeGitLab.tokens = [], []
+    server = ThreadingHTTPServer(("127.0.0.1", 0), FakeGitLab)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        merge_request = checkout(origin, PR_BRANCH, tmp_path / "mr", env)
+        variables = {
+            "CI_PROJECT_DIR": str(merge_request),
+            "CI_PIPELINE_SOURCE": "merge_request_event",
+            "CI_MERGE_REQUEST_TARGET_BRANCH_NAME": "main",
+            "CI_API_V4_URL": f"http://127.0.0.1:{server.server_address[1]}/api/v4",
+            "CI_PROJECT_ID": "42",
+            "CI_MERGE_REQUEST_IID": "7",
+            "CI_SERVER_HOST": "gitlab.example",
+            "CI_PROJECT_PATH": "team/credit-risk",
+            "GITLAB_TOKEN": "glpat-test",
+        }
+        for job in ("test", "merge-request"):
+            run = run_gitlab_job(merge_request, job, variables, env)
+            assert run.passed, run.output
+        (note,) = FakeGitLab.notes
+        assert note["body"] == (merge_request / "report.md").read_text() and CHANGED_PARAM in note["body"]
+        assert FakeGitLab.tokens == ["glpat-test"]
+
+        main = checkout(origin, "main", tmp_path / "main", env)
+        branch = {"CI_PROJECT_DIR": str(main), "CI_COMMIT_BRANCH": "main", "CI_DEFAULT_BRANCH": "main"}
+        push_url = f"https://oauth2:{variables['GITLAB_TOKEN']}@gitlab.example/{variables['CI_PROJECT_PATH']}.git"
+        subprocess.run(["git", "config", "--global", f"url.{origin}.insteadOf", push_url], env=env, check=True)
+        run = run_gitlab_job(main, "default-branch", {**variables, **branch}, env)
+        assert run.passed, run.output
+        released = subprocess.run(["git", "ls-remote", "--tags", str(origin)], capture_output=True, text=True).stdout
+        assert "refs/tags/credit-risk-model@v1.0.0" in released
+        assert this_environments_own_package() == own_package  # the jobs installed into their own environment
+    finally:
+        server.shutdown()
+        server.server_close()

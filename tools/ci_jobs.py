@@ -1,0 +1,198 @@
+"""Run a generated project's CI jobs here, from its own workflow files: every `run:` / `script:` line, in order.
+
+What cannot run on this machine is stood in for, and only that: a hosted action's effect (`checkout` is
+the fresh clone the job runs in, `setup-python` this interpreter, `upload-artifact` a check that the
+paths exist), `gh` (a stub that records its arguments and the body it would post), and GitLab's API
+(the caller passes the URL of a fake). Each job gets its own virtual environment, which sees this
+environment's packages, so its `pip install` lines run for real without downloading anything.
+"""
+
+import os
+import re
+import subprocess
+import sys
+import sysconfig
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import yaml
+
+from tools.bakery import Project, bake_project
+
+SIMULATED_ACTIONS = {"actions/checkout", "actions/setup-python", "actions/upload-artifact"}
+GH_STUB = """#!/bin/sh
+# records the call, and the body of `--body-file`, as the GitHub CLI would post it
+printf '%s\\n' "$*" >> "$GH_CALLS"
+previous=""
+for argument in "$@"; do
+  if [ "$previous" = "--body-file" ]; then cat "$argument" > "$GH_CALLS.body"; fi
+  previous="$argument"
+done
+"""
+
+
+@dataclass
+class JobRun:
+    passed: bool
+    log: list[str] = field(default_factory=list)
+    outcomes: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def output(self) -> str:
+        return "\n".join(self.log)
+
+
+def job_environment(scratch: Path, base_env: dict[str, str]) -> dict[str, str]:
+    """A fresh virtual environment that sees this one's packages, a `gh` stub, both first on PATH."""
+    venv = scratch / "ci-venv"
+    subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True)  # its own pip: installs stay in it
+    # ensurepip may bring an older setuptools than the lock pins: let the lock's come from this environment
+    subprocess.run(
+        [str(venv / "bin" / "python"), "-m", "pip", "uninstall", "--quiet", "--yes", "setuptools"], check=True
+    )
+    version = f"python{sys.version_info.major}.{sys.version_info.minor}"
+    (venv / "lib" / version / "site-packages" / "this-environment.pth").write_text(sysconfig.get_paths()["purelib"])
+    stubs = scratch / "stubs"
+    stubs.mkdir()
+    (stubs / "gh").write_text(GH_STUB)
+    (stubs / "gh").chmod(0o755)
+    path = os.pathsep.join([str(stubs), str(venv / "bin"), str(Path(sys.executable).parent), base_env["PATH"]])
+    return {
+        **base_env,
+        "PATH": path,
+        "VIRTUAL_ENV": str(venv),
+        "PIP_NO_BUILD_ISOLATION": "0",  # pip reads 0 as "no isolation": build with this environment's setuptools
+        "PIP_NO_INDEX": "1",  # every package is already here: nothing may be downloaded
+        "GH_CALLS": str(scratch / "gh-calls"),
+    }
+
+
+def substitute(text: str, context: dict[str, str]) -> str:
+    """GitHub's `${{ expression }}` replaced by its value; an expression the test does not know is an error."""
+
+    def value(match: re.Match) -> str:
+        expression = match.group(1).strip()
+        if expression not in context:
+            raise KeyError(f"the workflow uses ${{{{ {expression} }}}}, which this runner does not know")
+        return context[expression]
+
+    return re.sub(r"\$\{\{(.*?)\}\}", value, text)
+
+
+def condition_holds(condition: str | None, context: dict[str, str], outcomes: dict[str, str]) -> bool:
+    """`a == b` conditions, the only kind the generated workflow uses; anything else is an error."""
+    if condition is None:
+        return True
+    left, operator, right = re.fullmatch(r"\s*(\S+)\s*(==|!=)\s*(\S+)\s*", condition).groups()
+    values = [_operand(side, context, outcomes) for side in (left, right)]
+    return (values[0] == values[1]) == (operator == "==")
+
+
+def _operand(text: str, context: dict[str, str], outcomes: dict[str, str]) -> str:
+    if text.startswith("'"):
+        return text.strip("'")
+    step = re.fullmatch(r"steps\.([\w-]+)\.outcome", text)
+    return outcomes[step.group(1)] if step else context[text]
+
+
+def run_github_job(project: Path, job_name: str, context: dict[str, str], env: dict[str, str]) -> JobRun:
+    """The job's steps as GitHub would run them, in `project` (a fresh clone)."""
+    workflow = yaml.safe_load((project / ".github" / "workflows" / "pipeline.yml").read_text())
+    job = workflow["jobs"][job_name]
+    run = JobRun(passed=condition_holds(job.get("if"), context, {}))
+    if not run.passed:
+        run.log.append(f"job {job_name} skipped by its condition")
+        return run
+    variables = {key: substitute(str(value), context) for key, value in {**workflow.get("env", {})}.items()}
+    summary = project.parent / f"{job_name}-step-summary.md"
+    for step in job["steps"]:
+        if not condition_holds(step.get("if"), context, run.outcomes):
+            continue
+        if "uses" in step:
+            _simulate_action(project, step, run)
+            continue
+        step_env = {key: substitute(str(value), context) for key, value in step.get("env", {}).items()}
+        shell = (
+            ["bash", "--noprofile", "--norc", "-eo", "pipefail", "-c"]
+            if step.get("shell") == "bash"
+            else [
+                "bash",
+                "-e",
+                "-c",
+            ]
+        )
+        result = subprocess.run(
+            [*shell, substitute(step["run"], context)],
+            cwd=project,
+            env={**env, **variables, **step_env, "GITHUB_STEP_SUMMARY": str(summary)},
+            capture_output=True,
+            text=True,
+        )
+        run.log.append(f"$ {step.get('name', step['run'])}\n{result.stdout}{result.stderr}")
+        outcome = "success" if result.returncode == 0 else "failure"
+        run.outcomes[step.get("id", step.get("name", ""))] = outcome
+        if outcome == "failure" and not step.get("continue-on-error"):
+            run.passed = False
+            return run
+    return run
+
+
+def _simulate_action(project: Path, step: dict, run: JobRun) -> None:
+    action = step["uses"].split("@")[0]
+    if action not in SIMULATED_ACTIONS:
+        raise KeyError(f"the workflow uses {action}, which this runner cannot stand in for")
+    if action == "actions/upload-artifact":
+        missing = [path for path in step["with"]["path"].split() if not (project / path).exists()]
+        assert not missing, f"the artifact's paths are missing: {missing}"
+    run.log.append(f"[{action}: simulated]")
+
+
+def run_gitlab_job(project: Path, job_name: str, variables: dict[str, str], env: dict[str, str]) -> JobRun:
+    """The job's before_script and script as one shell session, as GitLab's runner does."""
+    config = yaml.safe_load((project / ".gitlab-ci.yml").read_text())
+    job = config[job_name]
+    lines = [*job.get("before_script", config["default"]["before_script"]), *job["script"]]
+    expand = lambda value: re.sub(r"\$\{?(\w+)\}?", lambda name: variables.get(name.group(1), name.group(0)), value)  # noqa: E731
+    declared = {key: expand(str(value)) for key, value in config.get("variables", {}).items()}
+    result = subprocess.run(
+        ["bash", "--noprofile", "--norc", "-eo", "pipefail", "-c", "\n".join(lines)],
+        cwd=project,
+        env={**env, **declared, **variables},
+        capture_output=True,
+        text=True,
+    )
+    return JobRun(passed=result.returncode == 0, log=[result.stdout + result.stderr])
+
+
+PR_BRANCH = "fewer-leaves"
+CHANGED_PARAM = "train.hist_gradient_boosting.max_leaf_nodes"
+
+
+def published(tmp_path: Path, **answers: str) -> tuple[Path, Project]:
+    """Baked, then the README's quick start: the first run committed and pushed, then a pull request's branch."""
+    project = bake_project(tmp_path / "bake", **answers)
+    origin = tmp_path / "origin.git"
+    subprocess.run(["git", "init", "--quiet", "--bare", "--initial-branch=main", str(origin)], check=True)
+    project.dvc("repro")
+    project.commit_all("First reproduced run")
+    project.git("remote", "add", "origin", str(origin))
+    project.git("push", "--quiet", "-u", "origin", "main")
+    project.git("switch", "--quiet", "-c", PR_BRANCH)
+    project.dvc("exp", "run", "-S", f"{CHANGED_PARAM}=5")
+    project.commit_all("Fewer leaves")
+    project.git("push", "--quiet", "-u", "origin", PR_BRANCH)
+    return origin, project
+
+
+def checkout(origin: Path, branch: str, destination: Path, env: dict[str, str]) -> Path:
+    """What CI checks out: a fresh, full-history clone of one branch."""
+    subprocess.run(["git", "clone", "--quiet", "--branch", branch, str(origin), str(destination)], env=env, check=True)
+    return destination
+
+
+def this_environments_own_package() -> str:
+    """Where this environment imports the root instance's package from: a job must never reinstall it."""
+    found = subprocess.run(
+        [sys.executable, "-c", "import credit_risk; print(credit_risk.__file__)"], capture_output=True
+    )
+    return found.stdout.decode().strip()
