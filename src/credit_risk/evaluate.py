@@ -26,7 +26,8 @@ def main() -> None:
 
     scores = classification_metrics(y_true, y_score, threshold)
     write_json(scores, path_param(params, "evaluation"))
-    write_json(latency_ms(model, features.head(param(params, "evaluate.latency_rows"))), path_param(params, "latency"))
+    timed = features.head(param(params, "evaluate.latency_rows"))
+    write_json(latency_ms(model, timed, param(params, "evaluate.latency_repeats")), path_param(params, "latency"))
     sensitive = param(params, "evaluate.fairness.sensitive")
     write_json(fairness_report(y_true, y_pred, test, sensitive), path_param(params, "fairness"))
     robustness = param(params, "evaluate.robustness")
