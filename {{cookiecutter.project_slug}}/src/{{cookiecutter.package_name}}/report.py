@@ -316,6 +316,8 @@ def headline(model: dict[str, Any]) -> list[str]:
     for row in failed:
         threshold = "" if row["threshold"] is None else f" {row['operator'] or 'vs'} {number(row['threshold'])}"
         fix = f"threshold `{row['param']}` in params.yaml"
+        if row["param"] == "validate":  # validation's own rules: its folded section names the failed ones
+            fix = "the `validate` section of params.yaml and schema.yaml (failed rules under Data validation)"
         cause = f"; this change sets {changed}" if changed else ""
         lines.append(f"- ❌ **{row['check']}** is {number(row['pr'])}, needs{threshold}. Governed by {fix}{cause}.")
     if failed:
