@@ -11,12 +11,30 @@ from tools.bakery import VENV_BIN, bake_project
 REPORT_COMMAND = "credit-risk report"
 
 
-def metric_row(report: str, metric: str) -> list[str]:
-    row = next(line for line in report.splitlines() if line.startswith("|") and f"| {metric} " in line)
+def table_row(report: str, first_cell: str) -> list[str]:
+    row = next(line for line in report.splitlines() if line.startswith(f"| {first_cell} |"))
     return [cell.strip() for cell in row.strip("|").split("|")]
 
 
-def test_report_on_a_branch_shows_verdict_metric_diff_and_changed_param(reproduced_copy):
+def xycharts(report: str) -> dict[str, list[list[float]]]:
+    """Each Mermaid block's title and numeric series; fails unless every block is an xychart-beta."""
+    charts, block = {}, None
+    for line in report.splitlines():
+        if line == "```mermaid":
+            block = []
+        elif line == "```" and block is not None:
+            assert block[1] == "xychart-beta" and block[2].startswith("    title "), block
+            title = json.loads(block[2].removeprefix("    title "))
+            assert title not in charts
+            lines = [item.removeprefix("    line ") for item in block if item.startswith("    line ")]
+            charts[title] = [json.loads(line) for line in lines]
+            block = None
+        elif block is not None:
+            block.append(line)
+    return charts
+
+
+def test_report_on_a_branch_shows_verdict_gated_checks_plots_and_changed_param(reproduced_copy):
     project = reproduced_copy
     main_f1 = json.loads((project.path / "metrics" / "evaluation.json").read_text())["f1"]
     project.git("checkout", "--quiet", "-b", "feature")
@@ -26,15 +44,29 @@ def test_report_on_a_branch_shows_verdict_metric_diff_and_changed_param(reproduc
     report = project.command("report", "--base", "main").stdout
     new_f1 = json.loads((project.path / "metrics" / "evaluation.json").read_text())["f1"]
 
-    assert report.startswith("<!-- dvc-pipeline-report -->") and "Not reproduced" not in report
-    assert report.index("## Gate:") < report.index("## Metrics against `main`") < report.index("## Params")
-    path, metric, old, new, _change = metric_row(report, "f1")
-    assert (path, metric) == ("metrics/evaluation.json", "f1")
-    assert float(old) == pytest.approx(main_f1, abs=1e-5) and float(new) == pytest.approx(new_f1, abs=1e-5)
-    _, param, old_depth, new_depth = metric_row(report, "train.hist_gradient_boosting.max_leaf_nodes")[:4]
-    assert (old_depth, new_depth) == ("7", "5")
-    assert "## Data validation" in report and "reports/plots/index.html" in report
-    assert (project.path / "reports" / "plots" / "index.html").exists()
+    lines = report.splitlines()
+    assert lines[0] == "<!-- dvc-pipeline-report -->" and "Not reproduced" not in report
+    assert lines[1].startswith(("## ✅ Gate passed", "## ❌ Gate failed"))
+    headline = report[: report.index("<details")]
+    table = [line for line in headline.splitlines() if line.startswith("|")]
+    assert len(table) == 2 + 10  # the gated table only: header, rule, one row per gate check
+    check, threshold, old, new, change, _passed = table_row(report, "performance: f1")
+    assert threshold == ">= 0.8" and float(old) == pytest.approx(main_f1, abs=1e-5)
+    assert float(new) == pytest.approx(new_f1, abs=1e-5)
+    assert change == "unchanged" if new_f1 == main_f1 else change.split()[0] in "▲▼"
+    assert "spread" in table_row(report, "performance: latency_p99_ms")[4]
+    assert table_row(report, "train.hist_gradient_boosting.max_leaf_nodes")[1:] == ["7", "5", "params.yaml"]
+    for summary in ("Params: 1 changed", "Data validation: passed", "Drift:", "Other metrics:"):
+        assert f"<details><summary>{summary}" in report
+    charts = xycharts(report)
+    assert list(charts) == ["ROC curve", "Precision-recall curve", "Learning curve"]
+    for series in charts.values():
+        assert len(series) == 2 and len(series[0]) == len(series[1]) > 1  # main's line and the branch's
+    assert "| **actual 0** |" in report and len(report) < 60_000
+
+    model = json.loads(project.command("report", "--base", "main", "--format", "json").stdout)
+    assert [row["param"] for row in model["params"]] == ["train.hist_gradient_boosting.max_leaf_nodes"]
+    assert {row["check"]: row["direction"] for row in model["gated"]}["performance: latency_p99_ms"] == "lower"
 
 
 def test_report_when_the_base_has_no_metrics_yet(tmp_path):
@@ -42,13 +74,15 @@ def test_report_when_the_base_has_no_metrics_yet(tmp_path):
     project.dvc("repro")
     report = project.command("report", "--base", "main").stdout
     assert "The base `main` has no metrics yet" in report
-    assert "| metrics/evaluation.json | f1" in report
+    row = table_row(report, "performance: f1")
+    assert (row[2], row[4]) == ("–", "new")
+    assert all(len(series) == 1 for series in xycharts(report).values())
 
 
 def test_report_when_the_base_is_missing_still_shows_current_values(reproduced):
     report = reproduced.command("report", "--base", "origin/main").stdout
     assert "`origin/main` is not in this checkout" in report and "git fetch origin main" in report
-    assert "f1" in report and "## Gate: PASSED" in report
+    assert "performance: f1" in report and "## ✅ Gate passed" in report
 
 
 def test_report_warns_when_the_pipeline_could_not_be_reproduced(reproduced_copy):
@@ -59,17 +93,19 @@ def test_report_warns_when_the_pipeline_could_not_be_reproduced(reproduced_copy)
     assert project.dvc("repro", check=False).returncode != 0
     report = project.command("report", "--base", "main").stdout
     warning = next(line for line in report.splitlines() if "Not reproduced" in line)
-    assert report.index(warning) < report.index("## Gate:")
+    assert report.index(warning) < report.index("## ")
     assert "`preprocess`" in warning
     assert "no DVC remote holds the data" in warning
 
 
-def test_report_names_the_failed_gate_checks(reproduced_copy):
+def test_report_names_the_failed_gate_checks_first_with_their_param(reproduced_copy):
     reproduced_copy.set_param("gate.performance.accuracy_min", 0.99)
     reproduced_copy.dvc("repro", check=False)
     report = reproduced_copy.command("report").stdout
-    assert "## Gate: FAILED" in report and "Not reproduced" not in report
-    assert "❌ performance: accuracy >= 0.99: value" in report
+    assert "Not reproduced" not in report
+    lines = report.splitlines()
+    assert lines[1].startswith("## ❌ Gate failed: 1 of 10 checks")
+    assert lines[3].startswith("- ❌ **performance: accuracy** is ") and "`gate.performance.accuracy_min`" in lines[3]
 
 
 @pytest.mark.parametrize(

@@ -9,6 +9,7 @@ from sklearn import metrics as skm
 from threadpoolctl import threadpool_limits
 
 CURVE_POINTS = 101
+WARMUP_CALLS = 10  # untimed single-row calls before timing: first calls pay for lazy set-up
 DIGITS = 6
 
 
@@ -71,24 +72,36 @@ def confusion_rows(y_true: np.ndarray, y_pred: np.ndarray, limit: int) -> list[d
     return [{"actual": int(a), "predicted": int(p)} for a, p in zip(y_true[:limit], y_pred[:limit], strict=True)]
 
 
-def latency_ms(model, rows: pd.DataFrame) -> dict[str, float]:
+def latency_ms(model, rows: pd.DataFrame, repeats: int) -> dict[str, float]:
     """Wall time of single-row `predict_proba` calls, as a service worker answering one request would.
 
     On one thread, as such a worker is run: for one row, an OpenMP team (histogram gradient boosting
     predicts with one) costs more than it saves, and on a busy machine its threads wait on each other
-    for tens of milliseconds.
+    for tens of milliseconds. A few untimed calls warm the caches first; then every row is timed
+    `repeats` times over, and each percentile is the median of the repeats' percentiles. The spread
+    (largest minus smallest repeat) is the run-to-run noise the report compares a change with.
     """
-    timings = []
+    repeat_percentiles = []
     with threadpool_limits(limits=1):
-        for index in range(len(rows)):
-            row = rows.iloc[[index]]
-            start = time.perf_counter()
-            model.predict_proba(row)
-            timings.append((time.perf_counter() - start) * 1000)
-    p50, p95, p99 = np.percentile(timings, [50, 95, 99])
+        for index in range(min(WARMUP_CALLS, len(rows))):
+            model.predict_proba(rows.iloc[[index]])
+        singles = [rows.iloc[[index]] for index in range(len(rows))]
+        for _ in range(repeats):
+            timings = []
+            for row in singles:
+                start = time.perf_counter()
+                model.predict_proba(row)
+                timings.append((time.perf_counter() - start) * 1000)
+            repeat_percentiles.append(np.percentile(timings, [50, 95, 99]))
+    percentiles = np.array(repeat_percentiles)
+    p50, p95, p99 = np.median(percentiles, axis=0)
+    spread = percentiles.max(axis=0) - percentiles.min(axis=0)
     return {
         "latency_p50_ms": round(float(p50), 3),
         "latency_p95_ms": round(float(p95), 3),
         "latency_p99_ms": round(float(p99), 3),
-        "latency_rows": len(timings),
+        "latency_p50_ms_spread": round(float(spread[0]), 3),
+        "latency_p99_ms_spread": round(float(spread[2]), 3),
+        "latency_rows": len(rows),
+        "latency_repeats": repeats,
     }

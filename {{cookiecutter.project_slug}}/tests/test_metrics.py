@@ -1,10 +1,13 @@
 import numpy as np
+import pandas as pd
 import pytest
 
 from {{ cookiecutter.package_name }}.metrics import (
     CURVE_POINTS,
+    WARMUP_CALLS,
     classification_metrics,
     confusion_rows,
+    latency_ms,
     precision_recall_points,
     roc_points,
 )
@@ -42,3 +45,21 @@ def test_confusion_rows_are_capped():
         {"actual": 1, "predicted": 1},
         {"actual": 1, "predicted": 1},
     ]
+
+
+class CountingModel:
+    def __init__(self):
+        self.calls = 0
+
+    def predict_proba(self, rows):
+        self.calls += 1
+        return np.zeros((len(rows), 2))
+
+
+def test_latency_warms_up_then_takes_the_median_of_repeats_and_their_spread():
+    model, rows = CountingModel(), pd.DataFrame({"a": range(30)})
+    latency = latency_ms(model, rows, repeats=4)
+    assert model.calls == WARMUP_CALLS + 4 * 30
+    assert (latency["latency_rows"], latency["latency_repeats"]) == (30, 4)
+    assert 0 <= latency["latency_p50_ms"] <= latency["latency_p95_ms"] <= latency["latency_p99_ms"]
+    assert latency["latency_p50_ms_spread"] >= 0 and latency["latency_p99_ms_spread"] >= 0

@@ -34,8 +34,11 @@ COMMANDS = {
         ],
     ),
     "report": (
-        "Markdown report for a pull request: gate verdict, metrics and params diffed against a base",
-        [("--base", {"default": "main", "help": "git revision to compare with (default: main)"})],
+        "the pull-request report CI posts: gate verdict and checks first, details folded, plots inline",
+        [
+            ("--base", {"default": "main", "help": "git revision to compare with (default: main)"}),
+            ("--format", {"choices": ["markdown", "json"], "default": "markdown", "help": "output format"}),
+        ],
     ),
     "promote": ("record the gated model of the committed dvc.lock as the production model", []),
     "gitlab-note": (

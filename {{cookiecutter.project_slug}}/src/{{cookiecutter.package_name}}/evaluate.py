@@ -37,7 +37,7 @@ def main() -> None:
     robustness = settings.robustness
     outputs = {  # every result first, then every write: a failure part-way leaves the last good files
         paths.evaluation: scores,
-        paths.latency: latency_ms(model, features.head(settings.latency_rows)),
+        paths.latency: latency_ms(model, features.head(settings.latency_rows), settings.latency_repeats),
         paths.fairness: fairness_report(y_true, y_pred, test, settings.fairness.sensitive),
         paths.robustness: robustness_report(
             lambda frame, labels: scorer(model, frame, labels), features, y_true, robustness, robustness.seed

@@ -111,6 +111,7 @@ class Robustness(Section):
 class Evaluate(Section):
     decision_threshold: Fraction
     latency_rows: Annotated[int, Field(ge=1, le=100_000)]
+    latency_repeats: Annotated[int, Field(ge=1, le=50)]
     fairness: Fairness
     robustness: Robustness
 

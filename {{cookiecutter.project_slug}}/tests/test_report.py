@@ -1,0 +1,286 @@
+"""The pull-request report's renderer on fixed inputs: golden Markdown files and a strict Mermaid check.
+
+The golden files in tests/golden/ are the exact comments CI would post for these inputs. After an
+intended change of the report, regenerate them, then review and commit the diff:
+
+    UPDATE_GOLDEN=1 python -m pytest tests/test_report.py
+"""
+
+import copy
+import json
+import os
+import re
+from pathlib import Path
+
+import pytest
+
+from {{ cookiecutter.package_name }}.report import LIMIT, build, render_json, render_markdown
+
+GOLDEN = Path(__file__).parent / "golden"
+PLOT_TITLES = ("ROC curve", "Precision-recall curve", "Learning curve")
+
+
+def gate_check(name: str, value, threshold, passed: bool = True, detail: str = "") -> dict:
+    return {"name": name, "value": value, "threshold": threshold, "passed": passed, "detail": detail, "column": None}
+
+
+def gate_file(accuracy: float, latency: float, passed: bool = True) -> dict:
+    checks = [
+        gate_check("performance: accuracy >= 0.72", accuracy, 0.72, accuracy >= 0.72),
+        gate_check("performance: f1 >= 0.8", 0.84, 0.8),
+        gate_check("performance: latency_p99_ms <= 100", latency, 100),
+        gate_check("comparison: f1 >= 0.98 x production", 0.84, None, detail="no baseline"),
+        gate_check("data_quality: validation passed", 0, 0),
+        gate_check("fairness: largest group gap <= 0.2", 0.1, 0.2),
+        gate_check("robustness: largest drop <= 0.05", 0.02, 0.05),
+    ]
+    failed = sum(not check["passed"] for check in checks)
+    return {"passed": failed == 0, "checks_total": len(checks), "checks_failed": failed, "checks": checks}
+
+
+def curve(x: str, y: str, power: float) -> list[dict]:
+    return [{x: step / 100, y: round((step / 100) ** power, 6)} for step in range(101)]
+
+
+def plot_files(power: float) -> dict:
+    counts = ((0, 0, 28), (0, 1, 32), (1, 0, 14), (1, 1, round(126 * power)))
+    return {
+        "roc": curve("fpr", "tpr", power),
+        "precision_recall": [{"recall": p["fpr"], "precision": 1 - p["tpr"] / 3} for p in curve("fpr", "tpr", power)],
+        "confusion": [{"actual": a, "predicted": p} for a, p, n in counts for _ in range(n)],
+        "learning_curve": [{"rows": 100 * step, "score": 0.68 + 0.01 * step * power} for step in range(1, 6)],
+    }
+
+
+def validation_file(psi: float = 0.05) -> dict:
+    checks = [
+        {"name": "train: no missing values", "column": "age", "value": 0, "threshold": 0, "passed": True},
+        {
+            "name": "test: allowed values",
+            "column": "purpose",
+            "value": 3,
+            "threshold": 0,
+            "passed": False,
+            "detail": "unseen: 'yacht'",
+        },
+        {"name": "drift: PSI", "column": "age", "value": psi, "threshold": 0.2, "passed": True},
+        {"name": "drift: PSI", "column": "duration", "value": psi * 3, "threshold": 0.2, "passed": True},
+    ]
+    return {"passed": False, "checks_total": 4, "checks_failed": 1, "checks": checks}
+
+
+def metrics_diff(base: dict | None, new: dict) -> dict:
+    return {
+        path: {name: {"old": (base or {}).get(path, {}).get(name), "new": value} for name, value in values.items()}
+        for path, values in new.items()
+    }
+
+
+def metric_files(accuracy: float, latency: float, spread: float) -> dict:
+    return {
+        "metrics/evaluation.json": {"accuracy": accuracy, "f1": 0.84, "roc_auc": 0.77, "precision": 0.8},
+        "metrics/latency.json": {
+            "latency_p50_ms": latency / 2,
+            "latency_p99_ms": latency,
+            "latency_p50_ms_spread": spread,
+            "latency_p99_ms_spread": spread,
+        },
+        "metrics/fairness.json": {"max_gap": 0.1, "by_column.sex.demographic_parity_difference": 0.01},
+        "metrics/gate.json": {"passed": True, "checks_total": 7},
+    }
+
+
+def inputs(scenario: str) -> dict:
+    """The report's inputs for a named scenario, as `report.collect` gathers them in a real checkout."""
+    base_metrics = metric_files(0.77, 3.0, 0.2)
+    common = {
+        "base": "main",
+        "base_note": None,
+        "warning": None,
+        "gate_file": "metrics/gate.json",
+        "validation": validation_file(),
+        "base_plots": plot_files(0.5),
+        "params_diff": {"params.yaml": {"train.hist_gradient_boosting.max_leaf_nodes": {"old": 7, "new": 5}}},
+        "command": "my-project report",
+        "base_gate": gate_file(0.77, 3.0),
+    }
+    if scenario == "passing":
+        return {
+            **common,
+            "gate": gate_file(0.78, 3.1),
+            "plots": plot_files(0.4),
+            "metrics_diff": metrics_diff(base_metrics, metric_files(0.78, 3.1, 0.15)),
+        }
+    if scenario == "failing":
+        return {
+            **common,
+            "gate": gate_file(0.70, 4.5),
+            "plots": plot_files(0.7),
+            "metrics_diff": metrics_diff(base_metrics, metric_files(0.70, 4.5, 0.1)),
+        }
+    if scenario == "no_base":
+        return {
+            **common,
+            "base_gate": None,
+            "base_plots": {},
+            "params_diff": {},
+            "gate": gate_file(0.78, 3.1),
+            "base_note": "The base `main` has no metrics yet: every value below is new.",
+            "plots": plot_files(0.4),
+            "metrics_diff": metrics_diff(None, metric_files(0.78, 3.1, 0.15)),
+        }
+    assert scenario == "many_metrics"
+    new = metric_files(0.78, 3.1, 0.15)
+    new["metrics/extra.json"] = {f"segment_{index:04d}.recall": index / 3000 for index in range(3000)}
+    return {
+        **common,
+        "gate": gate_file(0.78, 3.1),
+        "plots": plot_files(0.4),
+        "metrics_diff": metrics_diff(base_metrics, new),
+    }
+
+
+@pytest.mark.parametrize("scenario", ["passing", "failing", "no_base", "many_metrics"])
+def test_markdown_matches_the_golden_file(scenario):
+    text = render_markdown(build(inputs(scenario)))
+    golden = GOLDEN / f"{scenario}.md"
+    if os.environ.get("UPDATE_GOLDEN"):
+        golden.write_text(text, encoding="utf-8")
+    assert text == golden.read_text(encoding="utf-8"), f"regenerate with UPDATE_GOLDEN=1 and review: {golden}"
+
+
+# ---------------------------------------------------------------- a strict reader of the Mermaid blocks
+
+NUMBER = r"-?\d+(?:\.\d+)?"
+AXIS_RANGE = re.compile(rf'^    (x|y)-axis "([^"]+)" ({NUMBER}) --> ({NUMBER})$')
+AXIS_LABELS = re.compile(r'^    x-axis "([^"]+)" (\[.*\])$')
+TITLE = re.compile(r'^    title "([^"]+)"$')
+LINE = re.compile(r"^    line (\[.*\])$")
+INIT = re.compile(r"^%%\{init: (.*)\}%%$")
+
+
+def parse_xychart(block: list[str]) -> dict:
+    """One Mermaid block, line by line; anything but the grammar below is an error.
+
+    %%{init: <JSON>}%%  /  xychart-beta  /  title "..."  /  x-axis "..." a --> b | x-axis "..." ["l", ...]
+    /  y-axis "..." a --> b  /  line [n, ...] (one or more, equal lengths, inside the y range)
+    """
+    assert INIT.match(block[0]), block[0]
+    palette = json.loads(INIT.match(block[0]).group(1))["themeVariables"]["xyChart"]["plotColorPalette"]
+    assert block[1] == "xychart-beta"
+    title = TITLE.match(block[2]).group(1)
+    x_range, x_labels = AXIS_RANGE.match(block[3]), AXIS_LABELS.match(block[3])
+    assert x_range or x_labels, block[3]
+    labels = json.loads(x_labels.group(2)) if x_labels else None
+    assert labels is None or (labels and all(isinstance(label, str) for label in labels))
+    y_axis = AXIS_RANGE.match(block[4])
+    assert y_axis and y_axis.group(1) == "y", block[4]
+    low, high = float(y_axis.group(3)), float(y_axis.group(4))
+    series = []
+    for line in block[5:]:
+        values = json.loads(LINE.match(line).group(1))
+        assert values and all(isinstance(value, int | float) and not isinstance(value, bool) for value in values)
+        assert all(low <= value <= high for value in values), (title, values, low, high)
+        series.append(values)
+    assert series and len({len(values) for values in series}) == 1, series
+    assert labels is None or len(labels) == len(series[0])
+    assert len(palette.split(", ")) == len(series)
+    return {"title": title, "series": series}
+
+
+def mermaid_blocks(text: str) -> list[dict]:
+    blocks, current = [], None
+    for line in text.splitlines():
+        if line == "```mermaid":
+            assert current is None
+            current = []
+        elif line == "```" and current is not None:
+            blocks.append(parse_xychart(current))
+            current = None
+        elif current is not None:
+            current.append(line)
+    assert current is None, "an unclosed mermaid block"
+    return blocks
+
+
+@pytest.mark.parametrize("scenario", ["passing", "failing", "many_metrics"])
+def test_one_xychart_per_plot_with_base_and_pr_series_of_equal_length(scenario):
+    charts = mermaid_blocks(render_markdown(build(inputs(scenario))))
+    assert [chart["title"] for chart in charts] == list(PLOT_TITLES)
+    for chart in charts:
+        base, pr = chart["series"]
+        assert len(base) == len(pr) and base != pr
+
+
+def test_with_no_base_each_chart_has_the_pr_series_only():
+    charts = mermaid_blocks(render_markdown(build(inputs("no_base"))))
+    assert [len(chart["series"]) for chart in charts] == [1, 1, 1]
+
+
+def test_the_mermaid_reader_rejects_what_mermaid_would_not_draw():
+    good = render_markdown(build(inputs("passing")))
+    assert mermaid_blocks(good)
+    for broken in (
+        good.replace("    line [", "    line [0.1, ", 1),  # series of unequal length
+        good.replace("xychart-beta", "xychart", 1),
+        good.replace('x-axis "False positive rate" 0.0 --> 1.0', "x-axis 0 to 1", 1),
+        good.replace("    line [", "    line [nan, ", 1),
+    ):
+        with pytest.raises((AssertionError, AttributeError, ValueError)):
+            mermaid_blocks(broken)
+
+
+# ---------------------------------------------------------------- what the reader sees first
+
+
+def gated(scenario: str) -> dict[str, dict]:
+    return {row["check"]: row for row in build(inputs(scenario))["gated"]}
+
+
+def test_direction_comes_from_the_gate_thresholds():
+    rows = gated("failing")
+    assert rows["performance: accuracy"]["verdict"] == "worse"  # >= threshold: higher is better, it fell
+    assert rows["performance: latency_p99_ms"]["verdict"] == "worse"  # <= threshold: lower is better, it rose
+    assert gated("passing")["performance: accuracy"]["verdict"] == "better"
+
+
+def test_a_timing_change_within_its_spread_is_noise():
+    row = gated("passing")["performance: latency_p99_ms"]  # +0.1 ms, spreads 0.2 and 0.15
+    assert (row["change"], row["verdict"], row["spread"]) == (0.1, "within noise", 0.2)
+
+
+def test_a_failed_check_comes_first_with_the_param_that_governs_it():
+    text = render_markdown(build(inputs("failing")))
+    lines = text.splitlines()
+    assert lines[1].startswith("## ❌ Gate failed: 1 of 7")
+    assert lines[3].startswith("- ❌ **performance: accuracy** is 0.7, needs >= 0.72")
+    assert "`gate.performance.accuracy_min`" in lines[3] and "`train.hist_gradient_boosting.max_leaf_nodes`" in lines[3]
+    first_row = next(line for line in lines if line.startswith("| performance"))
+    assert first_row.endswith("❌ |")
+
+
+def test_every_detail_is_folded_and_failed_validation_checks_come_first():
+    text = render_markdown(build(inputs("passing")))
+    headline = text[: text.index("<details")]
+    assert "segment" not in headline and "max_gap" not in headline
+    for summary in ("Params: 1 changed", "Data validation: FAILED", "Drift: the 2 most", "Other metrics:"):
+        assert f"<details><summary>{summary}" in text
+    validation = text[text.index("Data validation") :]
+    assert validation.index("| ❌ | purpose | test: allowed values") < validation.index("| ✅ | age")
+    drift = text[text.index("Drift:") :]
+    assert drift.index("| duration | 0.15") < drift.index("| age | 0.05")
+
+
+def test_many_metrics_are_cut_with_a_note_under_the_limit():
+    model = build(inputs("many_metrics"))
+    text = render_markdown(model)
+    assert len(text) <= LIMIT and "✂️ Cut to stay under 60,000 characters" in text
+    assert text.startswith(render_markdown(build(inputs("passing")))[: text.index("<details")])
+    small = render_markdown(model, limit=3_000)
+    assert len(small) <= 3_000 and "Gate passed" in small and "✂️" in small
+
+
+def test_json_holds_the_same_model():
+    model = build(inputs("failing"))
+    assert json.loads(render_json(model)) == json.loads(json.dumps(model))
+    assert copy.deepcopy(model) == build(inputs("failing"))
