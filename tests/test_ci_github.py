@@ -9,25 +9,12 @@ from tools.ci_jobs import (
     CHANGED_PARAM,
     PR_BRANCH,
     checkout,
+    github_context,
     job_environment,
     published,
     run_github_job,
     this_environments_own_package,
 )
-
-
-def github_context(event: str) -> dict[str, str]:
-    return {
-        "github.event_name": event,
-        "github.ref": f"refs/heads/{PR_BRANCH}" if event == "pull_request" else "refs/heads/main",
-        "github.base_ref": "main",
-        "github.token": "ghs_test",
-        "github.repository": "team/credit-risk",
-        "github.event.pull_request.number": "7",
-        "github.event.pull_request.head.repo.full_name": "team/credit-risk",
-        "secrets.AWS_ACCESS_KEY_ID": "",
-        "secrets.AWS_SECRET_ACCESS_KEY": "",
-    }
 
 
 def test_github_jobs_pass_without_a_remote_and_the_first_pull_request_gets_its_report(tmp_path):

@@ -2,11 +2,13 @@
 
 import json
 import re
+import subprocess
 
 import boto3
 import pytest
 from moto.server import ThreadedMotoServer
 from tools.bakery import bake, bake_project, make_project, md5, tree_md5s
+from tools.ci_jobs import CHANGED_PARAM, PR_BRANCH, github_context, job_environment, run_github_job
 
 BUCKET = "pipeline-store"
 CREDENTIALS = {"AWS_ACCESS_KEY_ID": "testing-key", "AWS_SECRET_ACCESS_KEY": "testing-secret"}
@@ -172,3 +174,18 @@ def test_no_generated_file_holds_credentials(tmp_path):
 
 def test_status_of_the_pushed_project_against_the_remote_is_clean(pushed):
     assert json.loads(pushed.dvc("status", "--cloud", "--json").stdout) == {}
+
+
+def test_the_pull_request_job_restores_from_the_run_cache_and_reruns_only_what_a_train_param_changes(pushed, tmp_path):
+    """The generated GitHub job's own lines, on a pull request that changes one training parameter."""
+    pushed.git("switch", "--quiet", "-c", PR_BRANCH)
+    pushed.set_param(CHANGED_PARAM, 5)
+    pushed.commit_all("Fewer leaves, not reproduced locally: CI reproduces it")
+    env = job_environment(tmp_path / "ci", pushed.env)
+    checkout = tmp_path / "pr"
+    subprocess.run(["git", "clone", "--quiet", "--branch", PR_BRANCH, str(pushed.path), str(checkout)], check=True)
+    run = run_github_job(checkout, "pull-request", github_context("pull_request", CREDENTIALS), env)
+
+    assert run.passed, run.output
+    assert pushed.stages_run((checkout / "repro.log").read_text()) == ["train", "evaluate", "gate"]
+    assert CHANGED_PARAM in (tmp_path / "ci" / "gh-calls.body").read_text()

@@ -196,3 +196,19 @@ def this_environments_own_package() -> str:
         [sys.executable, "-c", "import credit_risk; print(credit_risk.__file__)"], capture_output=True
     )
     return found.stdout.decode().strip()
+
+
+def github_context(event: str, secrets: dict[str, str] | None = None) -> dict[str, str]:
+    """The values of the `${{ }}` expressions the generated workflow uses, for one event."""
+    secrets = secrets or {}
+    return {
+        "github.event_name": event,
+        "github.ref": f"refs/heads/{PR_BRANCH}" if event == "pull_request" else "refs/heads/main",
+        "github.base_ref": "main",
+        "github.token": "ghs_test",
+        "github.repository": "team/credit-risk",
+        "github.event.pull_request.number": "7",
+        "github.event.pull_request.head.repo.full_name": "team/credit-risk",
+        "secrets.AWS_ACCESS_KEY_ID": secrets.get("AWS_ACCESS_KEY_ID", ""),
+        "secrets.AWS_SECRET_ACCESS_KEY": secrets.get("AWS_SECRET_ACCESS_KEY", ""),
+    }
