@@ -42,3 +42,14 @@ def test_template_sample_data_is_tracked_by_git():
         check=True,
     ).stdout.split()
     assert "{{cookiecutter.project_slug}}/data/raw/german_credit.csv" in tracked
+
+
+def test_the_report_runs_on_the_root_instance_against_its_own_history(tmp_path):
+    """This repository's own pull requests get the generated project's report: the same command, here."""
+    env = isolated_env(tmp_path)
+    command = [str(VENV_BIN / "credit-risk"), "report", "--base", "HEAD"]
+    markdown = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, env=env)
+    as_json = subprocess.run([*command, "--format", "json"], cwd=ROOT, capture_output=True, text=True, env=env)
+    assert markdown.returncode == as_json.returncode == 0, markdown.stderr + as_json.stderr
+    assert markdown.stdout.count("xychart-beta") == 3 and "| Gated check |" in markdown.stdout
+    assert json.loads(as_json.stdout)["verdict"]["checks_total"] == 10

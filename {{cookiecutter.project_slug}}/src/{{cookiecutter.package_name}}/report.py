@@ -14,6 +14,7 @@ import subprocess
 from pathlib import Path
 from typing import Any
 
+from .errors import PipelineError
 from .files import read_json
 from .params import load_params
 
@@ -489,7 +490,12 @@ def render_json(model: dict[str, Any]) -> str:
 
 
 def run(*args: str) -> subprocess.CompletedProcess:
-    return subprocess.run(list(args), capture_output=True, text=True)
+    try:
+        return subprocess.run(list(args), capture_output=True, text=True)
+    except FileNotFoundError:
+        raise PipelineError(
+            f"`{args[0]}` is not on PATH: activate the project's environment (`. .venv/bin/activate`) first"
+        ) from None
 
 
 def base_problem(base: str, metrics_dir: str) -> tuple[bool, str | None]:
