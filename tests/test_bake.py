@@ -1,6 +1,7 @@
 """Baking the template: the files each answer gives, the hooks, and the answers it refuses."""
 
 import json
+import os
 import re
 import subprocess
 import tomllib
@@ -189,10 +190,17 @@ def test_the_generated_makefile_lists_its_commands_by_default_and_runs_the_proje
     result = bake(tmp_path / "out", init_git="no")
     assert result.returncode == 0, result.stderr
     project = tmp_path / "out" / "credit-risk"
-    listed = subprocess.run(["make"], cwd=project, capture_output=True, text=True, check=True).stdout
+    env = {key: value for key, value in os.environ.items() if not key.startswith("MAKE")}  # not make's child
+    make = ["make", "--no-print-directory"]
+    listed = subprocess.run(make, cwd=project, env=env, capture_output=True, text=True, check=True).stdout
     assert [line.split()[1] for line in listed.splitlines()] == ["help", "setup", "test", "lint", "repro", "lock"]
     planned = subprocess.run(
-        ["make", "--dry-run", "test", "lint", "repro", "lock"], cwd=project, capture_output=True, text=True, check=True
+        [*make, "--dry-run", "test", "lint", "repro", "lock"],
+        cwd=project,
+        env=env,
+        capture_output=True,
+        text=True,
+        check=True,
     ).stdout
     for command in (
         "-m venv .venv",

@@ -32,7 +32,7 @@ def test_github_jobs_pass_without_a_remote_and_the_first_pull_request_gets_its_r
     assert calls == ["pr comment 7 --edit-last --create-if-none --body-file report.md"]
     posted = (tmp_path / "ci" / "gh-calls.body").read_text()
     assert posted == (pull_request / "report.md").read_text()
-    assert "## Gate: PASSED" in posted and CHANGED_PARAM in posted and "Not reproduced" not in posted
+    assert "Gate passed" in posted and CHANGED_PARAM in posted and "Not reproduced" not in posted
     assert "has no metrics yet" not in posted  # main already holds the first reproduced run
 
     main = checkout(origin, "main", tmp_path / "main", env)  # the merge: main's job runs what the PR's ran
