@@ -89,10 +89,11 @@ def kept_outputs(stage: str) -> str:
     """Restore the stage's last good outputs and say what the workspace now holds."""
     from .files import locked_outputs, restore_outputs
 
-    if not locked_outputs(stage):
+    outputs = locked_outputs(stage)
+    if not outputs:
         return f"{stage}: dvc.lock records no earlier run of this stage, so there was nothing to keep"
     try:
-        restored = restore_outputs(stage)
+        restored = restore_outputs(outputs)
     except Exception as error:  # the original failure is the one to report; this says what to do instead
         return f"{stage}: could not restore its outputs ({error}); `dvc checkout` restores them from DVC's cache"
     if restored:

@@ -1,5 +1,7 @@
 """Stage 4: score the saved model on the test split: quality, latency, fairness, robustness, plots."""
 
+from sklearn.metrics import get_scorer
+
 from .errors import PipelineError
 from .fairness import fairness_report
 from .files import read_parquet, write_json
@@ -14,8 +16,6 @@ SNAPSHOT_ROWS = 20  # test rows whose predicted probabilities are recorded for t
 
 
 def main() -> None:
-    from sklearn.metrics import get_scorer
-
     params = load_params()
     paths, settings = params.paths, params.evaluate
     check_params(params, load_schema(paths.contract))

@@ -130,8 +130,9 @@ def locked_outputs(stage: str | None = None, lock_file: Path = LOCK_FILE) -> dic
     return {Path(out["path"]): out["md5"] for entry in chosen for out in entry.get("outs", [])}
 
 
-def restore_outputs(stage: str) -> list[Path]:
-    """Put back, from DVC's cache, each output of `stage` that no longer matches dvc.lock; returns them.
+def restore_outputs(outputs: dict[Path, str]) -> list[Path]:
+    """Put back, from DVC's cache, each of a stage's `outputs` (path: md5 in dvc.lock) that no longer
+    matches its md5; returns those it restored.
 
     DVC deletes a stage's outputs before it runs the stage, and records new hashes only when the stage
     succeeds, so after a failure dvc.lock still names the last good outputs. Those that DVC caches are
@@ -142,7 +143,7 @@ def restore_outputs(stage: str) -> list[Path]:
     restored = []
     with Repo(".") as repo:
         cache = repo.cache.local
-        for path, md5 in locked_outputs(stage).items():
+        for path, md5 in outputs.items():
             if md5.endswith(".dir"):
                 restored += _restore_directory(path, Path(cache.oid_to_path(md5)), cache.oid_to_path)
             elif _restore_file(path, md5, Path(cache.oid_to_path(md5))):
