@@ -62,7 +62,7 @@ def main() -> None:
             def queue_run():
                 for leaves in QUEUED_LEAVES:
                     project.dvc("exp", "run", "--queue", "-S", f"train.hist_gradient_boosting.max_leaf_nodes={leaves}")
-                project.run_experiment_queue(jobs=2, timeout_seconds=1800)
+                project.run_experiment_queue(tasks=len(QUEUED_LEAVES), jobs=2, timeout_seconds=1800)
 
             queued = timed(queue_run)
             sequential = timed(

@@ -20,7 +20,7 @@ def test_set_param_experiment_queue_grid_show_and_apply(reproduced_copy):
 
     values = ",".join(str(leaves) for leaves in GRID)
     project.dvc("exp", "run", "--queue", "-S", f"train.hist_gradient_boosting.max_leaf_nodes={values}")
-    status = project.run_experiment_queue(jobs=2, timeout_seconds=QUEUE_TIMEOUT_SECONDS)
+    status = project.run_experiment_queue(tasks=len(GRID), jobs=2, timeout_seconds=QUEUE_TIMEOUT_SECONDS)
     assert status.count("Success") == len(GRID), status
 
     table = json.loads(project.dvc("exp", "show", "--json").stdout)

@@ -71,8 +71,11 @@ class Project:
     def slug(self) -> str:
         return self.path.name
 
-    def run_experiment_queue(self, jobs: int, timeout_seconds: float) -> str:
-        """`dvc queue start -j <jobs>`, then poll `dvc queue status` until nothing is queued or running.
+    def run_experiment_queue(self, tasks: int, jobs: int, timeout_seconds: float) -> str:
+        """`dvc queue start -j <jobs>`, then poll `dvc queue status` until all `tasks` have ended.
+
+        "Nothing queued or running" is not the end: a task taken off the queue by a worker that has
+        not yet marked it running is listed in neither state, so the poll counts ended tasks instead.
 
         The workers are daemons that inherit the starting command's output, so it is not captured:
         a worker has been seen to stay alive after "shutting down due to empty queue", and a captured
@@ -91,7 +94,8 @@ class Project:
         deadline = time.monotonic() + timeout_seconds
         while time.monotonic() < deadline:
             status = self.dvc("queue", "status").stdout
-            if not any(state in status for state in ("Queued", "Running")):
+            ended = [line for line in status.splitlines() if line.split()[-1:] in (["Success"], ["Failed"])]
+            if len(ended) >= tasks:
                 return status
             time.sleep(1)
         raise AssertionError(f"the experiment queue did not drain in {timeout_seconds} s:\n{status}")
