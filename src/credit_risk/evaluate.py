@@ -44,7 +44,7 @@ def main() -> None:
         ),
         paths.predictions: {
             "rows": features.head(SNAPSHOT_ROWS).index.tolist(),
-            "probabilities": y_score[:SNAPSHOT_ROWS].round(12).tolist(),
+            "probabilities": y_score[:SNAPSHOT_ROWS].tolist(),  # exact: serving must match to the bit
         },
         paths.plots / "roc.json": roc_points(y_true, y_score),
         paths.plots / "precision_recall.json": precision_recall_points(y_true, y_score),

@@ -275,6 +275,20 @@ def check_column(series: pd.Series, spec: ColumnSpec, label: str) -> list[Check]
     return checks
 
 
+PER_DATASET = {"max_missing_rate": None, "unique": False, "mean_min": None, "mean_max": None, "std_max": None}
+
+
+def check_rows(frame: pd.DataFrame, schema: Schema, columns: list[str], label: str) -> list[Check]:
+    """The constraints each single row must meet (type, missing values, range, allowed values) on `columns`:
+    a batch of rows to score is not a dataset, so rates, uniqueness and statistics are not asked of it.
+    """
+    return [
+        check
+        for name in columns
+        for check in check_column(frame[name], schema.columns[name].model_copy(update=PER_DATASET), label)
+    ]
+
+
 def _statistics(present: pd.Series, spec: ColumnSpec, label: str) -> list[Check]:
     if not spec.is_numeric or present.empty:
         return []

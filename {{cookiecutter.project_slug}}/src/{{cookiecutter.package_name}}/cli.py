@@ -15,6 +15,10 @@ import traceback
 from . import __doc__ as DESCRIPTION
 from .errors import INTERNAL_ERROR, INTERRUPTED, PASSED, USER_ERROR, ChecksFailed, PipelineError
 
+MODEL_VERSION = (
+    "--model-version",
+    {"help": "a promoted version from the registry, e.g. v1.2.0 (default: the workspace model of dvc.lock)"},
+)
 # command: (help, [(flag, argparse options), ...]); the module is the command with "-" -> "_"
 COMMANDS = {
     "preprocess": ("raw CSV -> clean, typed, split Parquet", []),
@@ -41,6 +45,22 @@ COMMANDS = {
         ],
     ),
     "promote": ("record the gated model of the committed dvc.lock as the production model", []),
+    "predict": (
+        "score a CSV or Parquet file: its rows out in order, with prediction, probability and model_version",
+        [
+            ("--input", {"required": True, "dest": "input_path", "help": "rows to score (.csv or .parquet)"}),
+            ("--output", {"required": True, "dest": "output_path", "help": "file to write (.csv or .parquet)"}),
+            MODEL_VERSION,
+        ],
+    ),
+    "serve": (
+        "serve the model over HTTP (FastAPI on uvicorn): /predict, /health, /metadata, /metrics",
+        [
+            ("--host", {"help": "interface to listen on (default: serve.host in params.yaml)"}),
+            ("--port", {"type": int, "help": "port to listen on (default: serve.port in params.yaml)"}),
+            MODEL_VERSION,
+        ],
+    ),
     "gitlab-note": (
         "create or update the merge request's report note (GitLab CI)",
         [("--file", {"required": True, "help": "the Markdown report to post"})],

@@ -150,6 +150,19 @@ class Gate(Section):
         return thresholds
 
 
+class Serve(Section):
+    """The model service and batch scoring; read by no DVC stage, so changing them re-runs nothing."""
+
+    host: Annotated[str, Field(min_length=1)]
+    port: Annotated[int, Field(ge=1, le=65535)]
+    workers: Annotated[int, Field(ge=1, le=64)]
+    max_rows: Annotated[int, Field(ge=1, le=100_000)]
+    max_body_bytes: Annotated[int, Field(ge=1024)]
+    graceful_shutdown_seconds: Annotated[float, Field(ge=0, le=600)]
+    prediction_log: Path
+    batch_rows: Annotated[int, Field(ge=1, le=10_000_000)]
+
+
 class Params(Section):
     paths: Paths
     data: Data
@@ -158,6 +171,7 @@ class Params(Section):
     train: Train
     evaluate: Evaluate
     gate: Gate
+    serve: Serve
 
 
 def load_params(path: Path = PARAMS_FILE) -> Params:

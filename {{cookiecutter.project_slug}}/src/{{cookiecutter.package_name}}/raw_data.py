@@ -10,6 +10,8 @@ two candidates fit equally.
 
 import csv
 import io
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -32,29 +34,69 @@ class Dialect:
 
 def read_raw_csv(path: Path, schema: Schema, delimiter: str = ",", decimal: str = ".") -> pd.DataFrame:
     """The raw CSV with the schema's columns in the schema's dtypes, or an error naming the fault."""
+    dialect, spelled = _header(path, schema, list(schema.columns), delimiter)
+    dtypes = schema.read_dtypes()
+    with _parse_errors(path, schema, dialect, spelled, decimal):
+        frame = _read_csv(path, dialect, decimal, {spelled[name]: dtype for name, dtype in dtypes.items()})
+    frame.columns = [name.strip() for name in frame.columns]
+    return frame[list(dtypes)]
+
+
+def read_csv_chunks(
+    path: Path, schema: Schema, required: list[str], delimiter: str, decimal: str, rows: int
+) -> Iterator[pd.DataFrame]:
+    """A CSV to score, `rows` at a time, in the schema's dtypes: every column must be one the schema
+    declares, and the `required` ones present; others, such as the target, may be there or not.
+    """
+    dialect, spelled = _header(path, schema, required, delimiter)
+    unknown = [name for name in spelled if name not in schema.columns]
+    if unknown:
+        raise PipelineError(
+            f"{path}: columns {unknown} are not in the data contract ({sorted(schema.columns)}); drop them, "
+            "or add them to schema.yaml and re-train"
+        )
+    dtypes = schema.read_dtypes()
+    with _parse_errors(path, schema, dialect, spelled, decimal):
+        chunks = _read_csv(path, dialect, decimal, {raw: dtypes[name] for name, raw in spelled.items()}, chunksize=rows)
+        for chunk in chunks:
+            chunk.columns = [name.strip() for name in chunk.columns]
+            yield chunk
+
+
+def _read_csv(path: Path, dialect: Dialect, decimal: str, dtypes: dict[str, str], **options):
+    """The columns named in `dtypes`, as the file spells them, read in those dtypes."""
+    return pd.read_csv(
+        path,
+        sep=dialect.delimiter,
+        decimal=decimal,
+        usecols=list(dtypes),
+        dtype=dtypes,
+        encoding=dialect.encoding,
+        **options,
+    )
+
+
+def _header(path: Path, schema: Schema, required: list[str], delimiter: str) -> tuple[Dialect, dict[str, str]]:
+    """The file's dialect and its column names as spelled, once every required column is known present."""
     dialect = sniff(path, delimiter)
     spelled = _names_as_spelled(path, dialect.header)
-    missing = [name for name in schema.columns if name not in spelled]
+    missing = [name for name in required if name not in spelled]
     if missing:
         raise PipelineError(_missing_columns_message(path, list(spelled), missing, dialect))
-    dtypes = schema.read_dtypes()
+    return dialect, spelled
+
+
+@contextmanager
+def _parse_errors(path: Path, schema: Schema, dialect: Dialect, spelled: dict[str, str], decimal: str):
+    """pandas' parse errors as the fault in the file: its encoding, its shape, or the column holding text."""
     try:
-        frame = pd.read_csv(
-            path,
-            sep=dialect.delimiter,
-            decimal=decimal,
-            usecols=[spelled[name] for name in dtypes],
-            dtype={spelled[name]: dtype for name, dtype in dtypes.items()},
-            encoding=dialect.encoding,
-        )
+        yield
     except UnicodeDecodeError as error:
         raise PipelineError(_encoding_message(path, error)) from None
     except pd.errors.ParserError as error:
         raise PipelineError(f"{path}: not a well-formed CSV: {error}") from None
     except ValueError:
         raise PipelineError(_type_error_message(path, schema, dialect, spelled, decimal)) from None
-    frame.columns = [name.strip() for name in frame.columns]
-    return frame[list(dtypes)]
 
 
 def sniff(path: Path, delimiter: str = "auto") -> Dialect:
@@ -136,7 +178,7 @@ def _missing_columns_message(path: Path, header: list[str], missing: list[str], 
 
 def _type_error_message(path: Path, schema: Schema, dialect: Dialect, spelled: dict[str, str], decimal: str) -> str:
     """Find which numeric column holds text: read as text, then try each value as a number."""
-    numeric = [name for name, spec in schema.columns.items() if spec.is_numeric]
+    numeric = [name for name, spec in schema.columns.items() if spec.is_numeric and name in spelled]
     text = pd.read_csv(
         path, sep=dialect.delimiter, usecols=[spelled[name] for name in numeric], dtype=str, encoding=dialect.encoding
     )

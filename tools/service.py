@@ -1,0 +1,72 @@
+"""A baked project's model service, started for real on 127.0.0.1 and stopped as an operator would."""
+
+import signal
+import socket
+import subprocess
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx
+
+from tools.bakery import Project
+
+START_SECONDS = 90
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+@dataclass
+class Service:
+    url: str
+    process: subprocess.Popen
+    log: Path
+
+    def output(self) -> str:
+        return self.log.read_text()
+
+    def stop(self) -> int:
+        """SIGTERM, as a container runtime sends it; the exit status once the server has shut down."""
+        if self.process.poll() is None:
+            self.process.send_signal(signal.SIGTERM)
+        return self.process.wait(timeout=60)
+
+
+@contextmanager
+def running_service(project: Project, *args: str, log: Path, env: dict[str, str] | None = None) -> Iterator[Service]:
+    """`<slug> serve` on a free port, once /health answers; stopped on the way out."""
+    port = free_port()
+    with log.open("w") as output:
+        process = subprocess.Popen(
+            [project.slug, "serve", "--host", "127.0.0.1", "--port", str(port), *args],
+            cwd=project.path,
+            env={**project.env, **(env or {})},
+            stdout=output,
+            stderr=subprocess.STDOUT,
+        )
+    service = Service(f"http://127.0.0.1:{port}", process, log)
+    try:
+        wait_until_healthy(service)
+        yield service
+    finally:
+        service.stop()
+
+
+def wait_until_healthy(service: Service) -> None:
+    deadline = time.monotonic() + START_SECONDS
+    while time.monotonic() < deadline:
+        if service.process.poll() is not None:
+            raise AssertionError(f"the service exited {service.process.returncode}:\n{service.output()}")
+        try:
+            if httpx.get(f"{service.url}/health", timeout=2).status_code == 200:
+                return
+        except httpx.TransportError:
+            pass
+        time.sleep(0.2)  # polling interval while the server starts, not a timing assumption
+    raise AssertionError(f"the service did not answer /health within {START_SECONDS} s:\n{service.output()}")

@@ -1,0 +1,241 @@
+"""The model service: FastAPI on uvicorn, answering from the one verified artifact.
+
+Requests are checked against a pydantic model generated from schema.yaml, so a bad row gets a 422 that
+names the field and the rule before it reaches the model. Every prediction is logged (see
+`prediction_log`), and /metrics exposes request counts, latency and predictions for Prometheus.
+"""
+
+import math
+import os
+import re
+import tempfile
+import time
+import uuid
+from collections.abc import Awaitable, Callable
+from contextlib import asynccontextmanager
+from typing import Annotated, Any, Literal
+
+import pandas as pd
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse, Response
+from pydantic import BaseModel, ConfigDict, Field, create_model
+
+from .params import Serve, load_params
+from .prediction_log import PredictionLog, SqlitePredictionLog
+from .schema import ColumnSpec, Schema, load_schema
+from .serving import ServingModel, load_serving_model
+
+MODEL_VERSION_VARIABLE = "SERVE_MODEL_VERSION"  # how `main` tells each worker which version to load
+METRICS_FOLDER_VARIABLE = "PROMETHEUS_MULTIPROC_DIR"  # prometheus-client's own name: workers share counts
+REQUEST_ID = re.compile(r"^[A-Za-z0-9._-]{1,64}$")
+
+
+def main(host: str | None = None, port: int | None = None, model_version: str | None = None) -> None:
+    """Serve until SIGINT or SIGTERM; requests in flight get `serve.graceful_shutdown_seconds` to finish."""
+    import uvicorn
+
+    settings = load_params().serve
+    if model_version is not None:
+        os.environ[MODEL_VERSION_VARIABLE] = model_version
+    create_app()  # a model that cannot load stops here, with its message, before any worker starts
+    if settings.workers > 1 and not os.environ.get(METRICS_FOLDER_VARIABLE):
+        os.environ[METRICS_FOLDER_VARIABLE] = tempfile.mkdtemp(prefix="metrics-")
+    uvicorn.run(
+        f"{__package__}.serve:create_app",
+        factory=True,
+        host=host or settings.host,
+        port=port or settings.port,
+        workers=settings.workers,
+        timeout_graceful_shutdown=settings.graceful_shutdown_seconds,
+        log_level="info",
+    )
+
+
+def create_app() -> FastAPI:
+    """The service for the project in the working directory, its model loaded and verified once."""
+    params = load_params()
+    schema = load_schema(params.paths.contract)
+    model = load_serving_model(params, schema, os.environ.get(MODEL_VERSION_VARIABLE))
+    log = SqlitePredictionLog(params.serve.prediction_log)
+    return build_app(model, params.serve, log)
+
+
+def build_app(model: ServingModel, settings: Serve, log: PredictionLog) -> FastAPI:
+    from threadpoolctl import threadpool_limits
+
+    # one thread per prediction: many small requests share the cores better than one request spread thin
+    threadpool_limits(limits=1)
+    PredictRequest = request_model(model.schema, model.features, settings.max_rows)
+    metrics = ServiceMetrics(model.version)
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI):
+        yield
+        log.close()  # after the last request: every logged prediction reaches the store
+
+    app = FastAPI(title=f"{model.artifact} {model.version}", lifespan=lifespan)
+    app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes)
+
+    @app.middleware("http")
+    async def count_requests(request: Request, call_next: Callable[[Request], Awaitable[Response]]) -> Response:
+        start = time.perf_counter()
+        response = await call_next(request)
+        metrics.observe_request(request.url.path, response.status_code, time.perf_counter() - start)
+        return response
+
+    @app.exception_handler(RequestValidationError)
+    async def explain_invalid(request: Request, error: RequestValidationError) -> JSONResponse:
+        problems = [
+            {"field": ".".join(str(part) for part in problem["loc"][1:]) or "body", "rule": problem["msg"]}
+            for problem in error.errors()
+        ]
+        return JSONResponse({"detail": problems}, status_code=422)
+
+    @app.get("/health")
+    def health() -> dict[str, str]:
+        return {"status": "ok", "model_version": model.version}
+
+    @app.get("/metadata")
+    def metadata() -> dict[str, Any]:
+        return model.metadata()
+
+    @app.get("/metrics")
+    def prometheus() -> Response:
+        body, content_type = metrics.exposition()
+        return Response(body, media_type=content_type)
+
+    @app.post("/predict")
+    def predict(body: PredictRequest, request: Request) -> dict[str, Any]:  # type: ignore[valid-type]
+        start = time.perf_counter()
+        request_id = request.headers.get("x-request-id", "")
+        request_id = request_id if REQUEST_ID.match(request_id) else uuid.uuid4().hex
+        rows = [row.model_dump() for row in body.rows]
+        labels, probabilities = model.score(pd.DataFrame.from_records(rows, columns=model.features))
+        labels, probabilities = labels.tolist(), probabilities.tolist()
+        latency_ms = (time.perf_counter() - start) * 1000
+        log.write(request_id, model.version, rows, labels, probabilities, latency_ms)
+        metrics.observe_predictions(probabilities)
+        predictions = [
+            {"label": label, "probability": probability, "model_version": model.version}
+            for label, probability in zip(labels, probabilities, strict=True)
+        ]
+        return {"predictions": predictions, "request_id": request_id}
+
+    return app
+
+
+def request_model(schema: Schema, features: list[str], max_rows: int) -> type[BaseModel]:
+    """The body of POST /predict: `rows`, 1 to `max_rows` of them. Each row holds the model's features and
+    may hold the contract's other columns (the target, excluded ones), checked and ignored; nothing else.
+    """
+    fields: dict[str, Any] = {
+        name: (_field_type(spec), ...) if name in features else (_field_type(spec) | None, None)
+        for name, spec in schema.columns.items()
+    }
+    strict = ConfigDict(extra="forbid", allow_inf_nan=False)
+    Row = create_model("Row", __config__=strict, **fields)
+    return create_model(
+        "PredictRequest",
+        __config__=ConfigDict(extra="forbid"),
+        rows=(Annotated[list[Row], Field(min_length=1, max_length=max_rows)], ...),  # type: ignore[valid-type]
+    )
+
+
+def _field_type(spec: ColumnSpec) -> Any:
+    """The contract's per-row rules for one column as a type: kind, range, allowed values, missing or not."""
+    if spec.allowed is not None:
+        values = tuple(spec.allowed) if spec.is_numeric else tuple(str(value) for value in spec.allowed)
+        kind: Any = Literal[values]  # type: ignore[valid-type]
+    elif spec.is_numeric:
+        number = int if spec.type == "integer" else float
+        limits = (("ge", spec.min), ("le", spec.max))
+        bounds = {key: value for key, value in limits if value is not None and math.isfinite(value)}
+        kind = Annotated[number, Field(**bounds)]
+    else:
+        kind = Annotated[str, Field(min_length=1)]
+    return kind | None if spec.nullable else kind
+
+
+class BodySizeLimit:
+    """413 for a body over `max_bytes`, counted as it arrives: a client cannot make the server buffer more."""
+
+    def __init__(self, app, max_bytes: int):
+        self.app, self.max_bytes = app, max_bytes
+
+    async def __call__(self, scope, receive, send):
+        if scope["type"] != "http":
+            return await self.app(scope, receive, send)
+        declared = dict(scope["headers"]).get(b"content-length", b"0")
+        if not declared.isdigit() or int(declared) > self.max_bytes:
+            return await self._refuse(scope, receive, send)
+        received = 0
+
+        async def counted():
+            nonlocal received
+            message = await receive()
+            received += len(message.get("body", b""))
+            if received > self.max_bytes:
+                raise BodyTooLarge
+            return message
+
+        try:
+            await self.app(scope, counted, send)
+        except BodyTooLarge:
+            await self._refuse(scope, receive, send)
+
+    async def _refuse(self, scope, receive, send):
+        detail = [{"field": "body", "rule": f"the request body is over the limit of {self.max_bytes} bytes"}]
+        await JSONResponse({"detail": detail}, status_code=413)(scope, receive, send)
+
+
+class BodyTooLarge(Exception):
+    pass
+
+
+class ServiceMetrics:
+    """Prometheus series labelled by model version; shared across workers through prometheus-client's
+    multiprocess folder when there are several.
+    """
+
+    def __init__(self, version: str):
+        from prometheus_client import CollectorRegistry, Counter, Histogram
+
+        self.version = version
+        self.registry = CollectorRegistry()
+        self.requests = Counter(
+            "requests", "HTTP requests by path and status", ["path", "status", "model_version"], registry=self.registry
+        )
+        self.latency = Histogram(
+            "request_latency_seconds",
+            "Time to answer a request",
+            ["path", "model_version"],
+            buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5),
+            registry=self.registry,
+        )
+        self.predictions = Histogram(
+            "prediction_probability",
+            "Predicted probability of the positive class",
+            ["model_version"],
+            buckets=tuple(step / 10 for step in range(1, 11)),
+            registry=self.registry,
+        )
+
+    def observe_request(self, path: str, status: int, seconds: float) -> None:
+        path = path if path in ("/predict", "/health", "/metadata", "/metrics") else "other"  # bounded labels
+        self.requests.labels(path, str(status), self.version).inc()
+        self.latency.labels(path, self.version).observe(seconds)
+
+    def observe_predictions(self, probabilities: list[float]) -> None:
+        series = self.predictions.labels(self.version)
+        for probability in probabilities:
+            series.observe(probability)
+
+    def exposition(self) -> tuple[bytes, str]:
+        from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest, multiprocess
+
+        registry = self.registry
+        if os.environ.get(METRICS_FOLDER_VARIABLE):
+            registry = CollectorRegistry()
+            multiprocess.MultiProcessCollector(registry)
+        return generate_latest(registry), CONTENT_TYPE_LATEST
