@@ -13,6 +13,7 @@ from tools.bakery import Project, md5
 from tools.service import running_service
 
 ROWS = 20  # evaluate records the probabilities of the first 20 test rows
+JSON = {"content-type": "application/json"}
 
 
 @pytest.fixture(scope="module")
@@ -113,6 +114,8 @@ def test_every_kind_of_bad_request_gets_a_clear_answer_and_the_server_keeps_serv
     project = promoted.copy(tmp_path)
     good_row = as_request_rows(first_test_rows(project))[0]
     with running_service(project, log=tmp_path / "serve.log") as service:
+        readme = httpx.post(f"{service.url}/predict", content=readme_request(project), headers=JSON)
+        assert readme.status_code == 200 and readme.json()["predictions"][0]["model_version"] == "v1.0.0"
         for case, body, status, field, rule in bad_requests(good_row, max_rows=1000):
             content = body if isinstance(body, str) else json.dumps(body)
             answer = httpx.post(f"{service.url}/predict", content=content, headers={"content-type": "application/json"})
@@ -124,12 +127,18 @@ def test_every_kind_of_bad_request_gets_a_clear_answer_and_the_server_keeps_serv
             assert after.status_code == 200, (case, after.text)
         metrics = httpx.get(f"{service.url}/metrics").text
     cases = len(bad_requests(good_row, 1000))
-    assert prometheus_value(metrics, "requests_total", path="/predict", status="200") == cases
+    assert prometheus_value(metrics, "requests_total", path="/predict", status="200") == cases + 1
     assert prometheus_value(metrics, "requests_total", path="/predict", status="422") == cases - 1
     assert prometheus_value(metrics, "requests_total", path="/predict", status="413") == 1
-    assert prometheus_value(metrics, "prediction_probability_count") == cases
-    assert prometheus_value(metrics, "request_latency_seconds_count", path="/predict") == cases * 2
+    assert prometheus_value(metrics, "prediction_probability_count") == cases + 1
+    assert prometheus_value(metrics, "request_latency_seconds_count", path="/predict") == cases * 2 + 1
     assert "Traceback" not in service.output()
+
+
+def readme_request(project: Project) -> str:
+    """The body of the README's `curl` example, as a reader would paste it."""
+    readme = (project.path / "README.md").read_text()
+    return readme.split("-d '", 1)[1].split("'", 1)[0]
 
 
 def prometheus_value(exposition: str, name: str, **labels: str) -> float:
@@ -145,14 +154,18 @@ def prometheus_value(exposition: str, name: str, **labels: str) -> float:
     )
 
 
-def test_predictions_are_logged_and_the_log_is_complete_after_a_graceful_shutdown(promoted, tmp_path):
+def test_two_workers_log_every_prediction_merge_their_metrics_and_shut_down_gracefully(promoted, tmp_path):
     project = promoted.copy(tmp_path)
+    project.set_param("serve.workers", 2)
     rows = as_request_rows(first_test_rows(project))
     with running_service(project, log=tmp_path / "serve.log") as service:
         answers = [httpx.post(f"{service.url}/predict", json={"rows": rows[:5]}).json() for _ in range(4)]
+        metrics = httpx.get(f"{service.url}/metrics").text
         status = service.stop()
-    # uvicorn finishes its shutdown, then re-raises the signal, so the exit status says what stopped it
-    assert status == -signal.SIGTERM and "Application shutdown complete" in service.output(), service.output()
+    assert prometheus_value(metrics, "prediction_probability_count") == 4 * 5  # both workers' counts, merged
+    # one uvicorn process re-raises the signal once it has shut down; a supervisor of workers exits 0
+    assert status in (0, -signal.SIGTERM), service.output()
+    assert service.output().count("Application shutdown complete") == 2, service.output()
     with sqlite3.connect(project.path / "monitoring" / "predictions.sqlite") as connection:
         logged = connection.execute(
             "SELECT request_id, row, inputs, prediction, probability, model_version, latency_ms FROM predictions"
@@ -163,7 +176,7 @@ def test_predictions_are_logged_and_the_log_is_complete_after_a_graceful_shutdow
     assert json.loads(first[2]) == {"risk": None, **rows[0]}  # the contract's columns, as the request gave them
     assert first[4] == answers[0]["predictions"][0]["probability"] and first[5] == "v1.0.0"
     assert all(entry[6] > 0 and not math.isnan(entry[6]) for entry in logged)
-    assert project.git("status", "--porcelain").stdout == ""  # the log is not something to commit
+    assert "monitoring" not in project.git("status", "--porcelain", "--untracked-files=all").stdout  # git ignores it
 
 
 def test_a_tampered_model_is_refused_by_predict_and_serve(promoted, tmp_path):

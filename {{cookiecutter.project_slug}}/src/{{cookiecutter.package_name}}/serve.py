@@ -39,17 +39,18 @@ def main(host: str | None = None, port: int | None = None, model_version: str | 
     if model_version is not None:
         os.environ[MODEL_VERSION_VARIABLE] = model_version
     create_app()  # a model that cannot load stops here, with its message, before any worker starts
-    if settings.workers > 1 and not os.environ.get(METRICS_FOLDER_VARIABLE):
-        os.environ[METRICS_FOLDER_VARIABLE] = tempfile.mkdtemp(prefix="metrics-")
-    uvicorn.run(
-        f"{__package__}.serve:create_app",
-        factory=True,
-        host=host or settings.host,
-        port=port or settings.port,
-        workers=settings.workers,
-        timeout_graceful_shutdown=settings.graceful_shutdown_seconds,
-        log_level="info",
-    )
+    with tempfile.TemporaryDirectory(prefix="metrics-") as shared_metrics:
+        if settings.workers > 1:
+            os.environ.setdefault(METRICS_FOLDER_VARIABLE, shared_metrics)
+        uvicorn.run(
+            f"{__package__}.serve:create_app",
+            factory=True,
+            host=host or settings.host,
+            port=port or settings.port,
+            workers=settings.workers,
+            timeout_graceful_shutdown=settings.graceful_shutdown_seconds,
+            log_level="info",
+        )
 
 
 def create_app() -> FastAPI:
