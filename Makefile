@@ -13,10 +13,10 @@ export DVC_NO_ANALYTICS := 1
 export DO_NOT_TRACK := 1
 
 .DEFAULT_GOAL := help
-.PHONY: help setup demo test lint render lock clean
+.PHONY: help setup demo test test-fast lint render lock clean
 
 help: ## list the commands
-	@grep -E '^[a-z]+:.*## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*## "} {printf "  make %-7s %s\n", $$1, $$2}'
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*## "} {printf "  make %-9s %s\n", $$1, $$2}'
 
 setup: $(VENV)/.installed ## virtual environment from the locks, root instance installed, its data restored and reproduced
 	$(BIN)/python -m tools.render_root --restore-missing
@@ -33,6 +33,9 @@ demo: setup ## bake a project with the default answers into build/ and run its w
 
 test: setup lint ## the template's test suite (bakes and runs projects for real), after lint
 	$(BIN)/python -m pytest -n 2 --dist loadfile
+
+test-fast: setup lint ## the inner loop: every test that runs no DVC pipeline (bakes, hooks, root instance), in about a minute
+	$(BIN)/python -m pytest -n 2 --dist loadfile -m "not slow"
 
 lint: ## ruff's checks and formatting of the template repository's code
 	$(BIN)/ruff check tools tests src benchmarks

@@ -1,5 +1,6 @@
 import pytest
 from tools.bakery import Project, bake_project
+from tools.s3 import started_s3
 
 
 @pytest.fixture(scope="session")
@@ -15,3 +16,15 @@ def reproduced(tmp_path_factory) -> Project:
 def reproduced_copy(reproduced, tmp_path) -> Project:
     """A private copy of the reproduced default project, for a test that changes it."""
     return reproduced.copy(tmp_path)
+
+
+@pytest.fixture
+def s3():
+    """An S3 server of the test's own, which it may stop and restart."""
+    server = started_s3()
+    yield server
+    server.stop()
+
+
+def pytest_configure(config):
+    config.addinivalue_line("markers", "slow: runs DVC on a baked project; `make test-fast` leaves these out")

@@ -4,7 +4,10 @@ import re
 import subprocess
 import sys
 
+import pytest
 from tools.bakery import TEMPLATE, isolated_env
+
+pytestmark = pytest.mark.slow  # runs DVC: `make test-fast` leaves it out
 
 
 def test_scale_benchmark_runs_every_step_at_a_tiny_size(tmp_path):

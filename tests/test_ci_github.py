@@ -5,6 +5,7 @@ first pull request gets a report against main, and main promotes the model it re
 
 import subprocess
 
+import pytest
 from tools.ci_jobs import (
     CHANGED_PARAM,
     PR_BRANCH,
@@ -15,6 +16,8 @@ from tools.ci_jobs import (
     run_github_job,
     this_environments_own_package,
 )
+
+pytestmark = pytest.mark.slow  # runs DVC: `make test-fast` leaves it out
 
 
 def test_github_jobs_pass_without_a_remote_and_the_first_pull_request_gets_its_report(tmp_path):

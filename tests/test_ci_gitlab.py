@@ -7,6 +7,7 @@ import subprocess
 import threading
 from http.server import ThreadingHTTPServer
 
+import pytest
 from tools.ci_jobs import (
     CHANGED_PARAM,
     PR_BRANCH,
@@ -18,6 +19,8 @@ from tools.ci_jobs import (
 )
 
 from tests.test_report_ci import FakeGitLab
+
+pytestmark = pytest.mark.slow  # runs DVC: `make test-fast` leaves it out
 
 
 def test_gitlab_jobs_pass_without_a_remote_and_the_first_merge_request_gets_its_note(tmp_path):

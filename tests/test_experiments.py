@@ -3,6 +3,10 @@
 import json
 import shlex
 
+import pytest
+
+pytestmark = pytest.mark.slow  # runs DVC: `make test-fast` leaves it out
+
 GRID = [4, 6, 10]
 QUEUE_TIMEOUT_SECONDS = 600
 

@@ -11,6 +11,8 @@ import pytest
 import yaml
 from tools.bakery import Project, md5, set_yaml_key
 
+pytestmark = pytest.mark.slow  # runs DVC: `make test-fast` leaves it out
+
 USER_ERROR, INTERNAL_ERROR = 2, 3
 
 # Each hook makes one stage process (`credit-risk <stage>`, run by dvc repro) fail at one point, for real:

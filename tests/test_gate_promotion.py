@@ -6,6 +6,8 @@ import pandas as pd
 import pytest
 from tools.bakery import VENV_BIN, md5, tree_md5s
 
+pytestmark = pytest.mark.slow  # runs DVC: `make test-fast` leaves it out
+
 ARTIFACT = "credit-risk-model"
 NOT_DATA = (".git", ".dvc/tmp")  # git's own folder; DVC's scratch, where every command rewrites its lock file
 

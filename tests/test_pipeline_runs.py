@@ -9,6 +9,8 @@ import yaml
 from fairlearn import metrics as fairlearn
 from tools.bakery import VENV_BIN, bake_project
 
+pytestmark = pytest.mark.slow  # runs DVC: `make test-fast` leaves it out
+
 ALL_STAGES = ["preprocess", "validate", "train", "evaluate", "gate"]
 # Run in the project: the model's decisions on the test split, loaded as evaluate loads it (md5 checked), with
 # the truth and each sensitive column, as JSON.

@@ -2,70 +2,46 @@
 
 import json
 import re
-import subprocess
 
-import boto3
 import pytest
-from moto.server import ThreadedMotoServer
 from tools.bakery import bake, bake_project, make_project, md5, tree_md5s
-from tools.ci_jobs import CHANGED_PARAM, PR_BRANCH, github_context, job_environment, run_github_job, run_gitlab_job
+from tools.s3 import BUCKET, CREDENTIALS, S3Server, started_s3
 
-BUCKET = "pipeline-store"
-CREDENTIALS = {"AWS_ACCESS_KEY_ID": "testing-key", "AWS_SECRET_ACCESS_KEY": "testing-secret"}
+pytestmark = pytest.mark.slow  # runs DVC: `make test-fast` leaves it out
+
 # Left out when comparing a workspace: git's own folder, and DVC's scratch folder, where every command
 # rewrites .dvc/tmp/lock (the repository lock, naming the process that holds it).
 NOT_DATA = (".git", ".dvc/tmp")
 OUTPUTS = ["data/processed/train.parquet", "data/processed/test.parquet", "models/model.joblib"]
 
 
-class S3Server:
-    """moto's S3 server; restartable on the same port, as an outage and its end."""
-
-    def __init__(self) -> None:
-        self.port = 0
-        self.server = None
-
-    def start(self) -> str:
-        self.server = ThreadedMotoServer(ip_address="127.0.0.1", port=self.port, verbose=False)
-        self.server.start()
-        self.port = self.server.get_host_and_port()[1]
-        return self.url
-
-    def stop(self) -> None:
-        self.server.stop()
-
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
-
-
-@pytest.fixture
-def s3(monkeypatch):
-    server = S3Server()
-    server.start()
-    boto3.client("s3", endpoint_url=server.url, region_name="us-east-1", **_boto(CREDENTIALS)).create_bucket(
-        Bucket=BUCKET
-    )
+@pytest.fixture(scope="module")
+def shared_s3():
+    server = started_s3()
     yield server
     server.stop()
 
 
-def _boto(credentials: dict) -> dict:
-    return {
-        "aws_access_key_id": credentials["AWS_ACCESS_KEY_ID"],
-        "aws_secret_access_key": credentials["AWS_SECRET_ACCESS_KEY"],
-    }
-
-
-@pytest.fixture
-def pushed(tmp_path, s3):
+def push_a_baked_project(path, s3: S3Server):
     """A baked project with the S3 remote: pipeline run, committed, everything pushed with the run-cache."""
-    project = bake_project(tmp_path / "origin", dvc_remote=f"s3://{BUCKET}/store", dvc_remote_endpoint_url=s3.url)
+    project = bake_project(path, dvc_remote=f"s3://{BUCKET}/store", dvc_remote_endpoint_url=s3.url)
     project.env.update(CREDENTIALS)
     project.dvc("repro")
     project.commit_all("Run the pipeline")
     project.dvc("push", "--run-cache")
     return project
+
+
+@pytest.fixture
+def pushed(tmp_path, s3):
+    """A pushed project of the test's own, to change and push again."""
+    return push_a_baked_project(tmp_path / "origin", s3)
+
+
+@pytest.fixture(scope="module")
+def pushed_once(tmp_path_factory, shared_s3):
+    """A pushed project for the tests that only clone it or read its status. Read-only."""
+    return push_a_baked_project(tmp_path_factory.mktemp("origin"), shared_s3)
 
 
 def clone(project, destination):
@@ -76,7 +52,8 @@ def clone(project, destination):
     return copy
 
 
-def test_fresh_clone_pulls_every_output_byte_for_byte_and_reproduces_nothing(pushed, tmp_path):
+def test_fresh_clone_pulls_every_output_byte_for_byte_and_reproduces_nothing(pushed_once, tmp_path):
+    pushed = pushed_once
     fresh = clone(pushed, tmp_path / "clone")
     assert not (fresh.path / "models" / "model.joblib").exists()
     fresh.dvc("pull")
@@ -85,8 +62,8 @@ def test_fresh_clone_pulls_every_output_byte_for_byte_and_reproduces_nothing(pus
     assert fresh.stages_run(fresh.dvc("repro").stdout) == []
 
 
-def test_in_a_fresh_clone_a_train_param_reruns_train_evaluate_gate_only(pushed, tmp_path):
-    fresh = clone(pushed, tmp_path / "clone")
+def test_in_a_fresh_clone_a_train_param_reruns_train_evaluate_gate_only(pushed_once, tmp_path):
+    fresh = clone(pushed_once, tmp_path / "clone")
     fresh.dvc("pull", "--run-cache")
     fresh.set_param("train.hist_gradient_boosting.max_leaf_nodes", 10)
     assert fresh.stages_run(fresh.dvc("repro").stdout) == ["train", "evaluate", "gate"]
@@ -172,31 +149,5 @@ def test_no_generated_file_holds_credentials(tmp_path):
     assert "secrets.AWS_SECRET_ACCESS_KEY" in workflow
 
 
-def test_status_of_the_pushed_project_against_the_remote_is_clean(pushed):
-    assert json.loads(pushed.dvc("status", "--cloud", "--json").stdout) == {}
-
-
-@pytest.mark.parametrize("ci", ["github", "gitlab"])
-def test_the_pull_request_job_restores_from_the_run_cache_and_reruns_only_what_a_train_param_changes(s3, tmp_path, ci):
-    """The generated CI job's own lines, on a pull request that changes one training parameter."""
-    remote = {"dvc_remote": f"s3://{BUCKET}/store", "dvc_remote_endpoint_url": s3.url}
-    project = bake_project(tmp_path / "origin", ci=ci, **remote)
-    project.env.update(CREDENTIALS)
-    project.dvc("repro")
-    project.commit_all("First reproduced run")
-    project.dvc("push", "--run-cache")  # the README's first steps with a remote
-    project.git("switch", "--quiet", "-c", PR_BRANCH)
-    project.set_param(CHANGED_PARAM, 5)
-    project.commit_all("Fewer leaves, not reproduced locally: CI reproduces it")
-    env = job_environment(tmp_path / "ci", project.env)
-    checkout = tmp_path / "pr"
-    subprocess.run(["git", "clone", "--quiet", "--branch", PR_BRANCH, str(project.path), str(checkout)], check=True)
-
-    if ci == "github":
-        run = run_github_job(checkout, "pull-request", github_context("pull_request", CREDENTIALS), env)
-    else:
-        variables = {"CI_PROJECT_DIR": str(checkout), "CI_MERGE_REQUEST_TARGET_BRANCH_NAME": "main"}
-        run = run_gitlab_job(checkout, "merge-request", variables, env)
-
-    assert project.stages_run((checkout / "repro.log").read_text()) == ["train", "evaluate", "gate"], run.output
-    assert CHANGED_PARAM in (checkout / "report.md").read_text()
+def test_status_of_the_pushed_project_against_the_remote_is_clean(pushed_once):
+    assert json.loads(pushed_once.dvc("status", "--cloud", "--json").stdout) == {}

@@ -8,6 +8,8 @@ from pathlib import Path
 import pytest
 from tools.bakery import VENV_BIN, bake_project
 
+pytestmark = pytest.mark.slow  # runs DVC: `make test-fast` leaves it out
+
 REPORT_COMMAND = "credit-risk report"
 
 

@@ -1,6 +1,7 @@
 """The repository root is the template's default rendering: fail when the two drift apart."""
 
 import json
+import re
 import subprocess
 
 import yaml
@@ -53,3 +54,24 @@ def test_the_report_runs_on_the_root_instance_against_its_own_history(tmp_path):
     assert markdown.returncode == as_json.returncode == 0, markdown.stderr + as_json.stderr
     assert markdown.stdout.count("xychart-beta") == 3 and "| Gated check |" in markdown.stdout
     assert json.loads(as_json.stdout)["verdict"]["checks_total"] == 10
+
+
+def test_every_test_the_readme_names_as_proof_exists():
+    """The Reliability table's claims point at tests by name (a trailing `...` abbreviates one)."""
+    readme = (ROOT / "README.md").read_text()
+    named = re.findall(r"`((?:project )?tests/test_\w+\.py)(?:::(test_\w+))?`", readme)
+    named += [
+        (file, name)
+        for file, names in re.findall(r"`(tests/test_\w+\.py)` \(([^)]*)\)", readme)
+        for name in re.findall(r"`(test_\w+)(?:\.\.\.)?`", names)
+    ]
+    assert len(named) > 20
+    for file, name in named:
+        path = (
+            ROOT / "{{cookiecutter.project_slug}}" / file.removeprefix("project ")
+            if file.startswith("project ")
+            else ROOT / file
+        )
+        assert path.is_file(), file
+        if name:
+            assert re.search(rf"^def {name}", path.read_text(), re.MULTILINE), f"{file}::{name}"

@@ -12,6 +12,8 @@ import pytest
 from tools.bakery import Project, md5
 from tools.service import running_service
 
+pytestmark = pytest.mark.slow  # runs DVC: `make test-fast` leaves it out
+
 ROWS = 20  # evaluate records the probabilities of the first 20 test rows
 JSON = {"content-type": "application/json"}
 

@@ -6,6 +6,8 @@ import pandas as pd
 import pytest
 from tools.bakery import md5
 
+pytestmark = pytest.mark.slow  # runs DVC: `make test-fast` leaves it out
+
 RAW = "data/raw/german_credit.csv"
 PROTECTED = ["models/model.joblib", "dvc.lock", "production/baseline.json", "metrics/gate.json"]
 
