@@ -50,15 +50,24 @@ def make_estimator(name: str, hyperparameters: dict[str, Any], seed: int):
 
 
 def build_pipeline(numeric: list[str], categorical: list[str], estimator) -> Pipeline:
-    """Impute and scale numbers, encode labels (unseen labels ignored), then the estimator."""
+    """Numbers prepared for the estimator, labels encoded (unseen labels ignored), then the estimator."""
     features = ColumnTransformer(
         [
-            ("numeric", Pipeline([("impute", SimpleImputer(strategy="median")), ("scale", StandardScaler())]), numeric),
+            ("numeric", _number_preparation(estimator), numeric),
             ("categorical", _label_encoder(estimator, len(numeric), len(categorical)), categorical),
         ],
         verbose_feature_names_out=False,
     )
     return Pipeline([("features", features), ("estimator", estimator)])
+
+
+def _number_preparation(estimator):
+    """Median-imputed and scaled; or untouched for histogram gradient boosting, which bins the values and
+    learns where missing ones go by itself, so an imputer would only hide the missingness from it.
+    """
+    if isinstance(estimator, HistGradientBoostingClassifier):
+        return "passthrough"
+    return Pipeline([("impute", SimpleImputer(strategy="median")), ("scale", StandardScaler())])
 
 
 def _label_encoder(estimator, first_column: int, columns: int):

@@ -32,6 +32,15 @@ def test_every_estimator_fits_through_the_same_pipeline(name):
     assert model.predict_proba(unseen).shape == (1, 2)
 
 
+def test_histogram_gradient_boosting_sees_numbers_as_they_are_missing_values_included():
+    features = frame()
+    model = build_pipeline(["amount"], ["colour"], make_estimator("hist_gradient_boosting", {}, seed=0))
+    given = model.named_steps["features"].fit_transform(features)[:, 0]
+    assert np.array_equal(given, features["amount"].to_numpy(), equal_nan=True)
+    scaled = build_pipeline(["amount"], ["colour"], make_estimator("logistic_regression", {}, seed=0))
+    assert not np.isnan(scaled.named_steps["features"].fit_transform(features)[:, 0]).any()
+
+
 def test_category_codes_are_those_of_training_with_missing_and_unseen_labels_as_nan():
     training = pd.DataFrame({"colour": pd.Categorical(["red", "blue", "red", None, "green", "red", "blue"])})
     encoder = CategoryCodes(max_categories=2).fit(training)
