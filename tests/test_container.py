@@ -5,7 +5,6 @@ the CI jobs that build and push it after a promotion wired to the promoted versi
 
 import re
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -16,6 +15,7 @@ import yaml
 from tools.bakery import VENV_BIN, bake
 from tools.ci_jobs import condition_holds, run_gitlab_job
 from tools.dockerfile import Builder, build_context, parse, parse_duration
+from tools.service import free_port
 
 SERVING_FILES = {
     "requirements.lock",
@@ -33,12 +33,6 @@ def baked(tmp_path: Path, **answers: str) -> Path:
     assert result.returncode == 0, result.stderr
     (project,) = (tmp_path / "out").iterdir()
     return project
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
 
 
 @pytest.mark.parametrize("python_version", ["3.11", "3.12"])

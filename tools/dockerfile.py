@@ -299,6 +299,7 @@ class Builder:
         options = dict(word[2:].split("=", 1) for word in words if word.startswith("--"))
         *sources, destination = [expand(word, self.envs[stage.name]) for word in words if not word.startswith("--")]
         filesystem = self.filesystems[stage.name]
+        into_folder = destination.endswith("/") or len(sources) > 1
         if not destination.startswith("/"):
             destination = str(PurePosixPath(self.workdirs[stage.name]) / destination)
         if "from" in options:
@@ -309,7 +310,6 @@ class Builder:
             paths = [source_filesystem.host(source) for source in sources]
         else:
             paths = [self.context / source for source in sources]
-        into_folder = destination.endswith("/") or len(paths) > 1
         target = filesystem.host(destination)
         for path in paths:
             if not path.exists():
