@@ -1,4 +1,3 @@
-# syntax=docker/dockerfile:1
 # The model service as an image: the promoted model, its contract and its record, behind
 # `credit-risk serve`. Build it where models/model.joblib is the model dvc.lock records
 # (after `dvc repro`, `dvc pull` or `dvc checkout`): the service refuses any other at start.

@@ -14,7 +14,8 @@ temporary folders instead, and only that is stood in for:
   (checked by the caller);
 - RUN lines run in `sh -c` with the stage's ENV and, of this environment, only the package index
   settings (PIP_* variables; pip also reads this machine's global config);
-- the runtime stage's RUN lines manage its user, which needs root, and are not run; USER is not taken.
+- the runtime stage's RUN lines create its user and hand it its folders, which needs root: they are not
+  run, and USER is not taken (the test's own user runs the service).
 """
 
 import json
@@ -272,7 +273,7 @@ class Builder:
             )
             if instruction.keyword == "RUN" and runtime:
                 self.log.append(
-                    f"{stage.name}: not run (the runtime stage's RUN lines manage users): RUN {instruction.arguments}"
+                    f"{stage.name}: not run (the runtime stage's RUN lines need root): RUN {instruction.arguments}"
                 )
             elif handler:
                 handler(stage, instruction.arguments)
