@@ -264,7 +264,7 @@ def test_generated_ci_tests_the_code_before_the_pipeline_and_a_bot_keeps_the_pin
     else:
         config = yaml.safe_load((project / ".gitlab-ci.yml").read_text())
         runs = config["test"]["script"]
-        assert config["stages"] == ["test", "pipeline"] and config["test"]["stage"] == "test"
+        assert config["stages"] == ["test", "pipeline", "image"] and config["test"]["stage"] == "test"
         assert config["merge-request"]["stage"] == config["default-branch"]["stage"] == "pipeline"
     for command in ("ruff check .", "ruff format --check .", "pytest"):
         assert any(command in run for run in runs), command

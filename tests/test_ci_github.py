@@ -1,6 +1,7 @@
 """The generated GitHub workflow, run here from its own file: a project baked with the default answers (no
 DVC remote) and published after its README's first steps passes its test, pull-request and main jobs, its
-first pull request gets a report against main, and main promotes the model it reproduces exactly.
+first pull request gets a report against main, and main promotes the model it reproduces exactly and tells the
+image job (which cannot run here) which version and commit to build.
 """
 
 import subprocess
@@ -43,4 +44,6 @@ def test_github_jobs_pass_without_a_remote_and_the_first_pull_request_gets_its_r
     assert run.passed, run.output
     released = subprocess.run(["git", "ls-remote", "--tags", str(origin)], capture_output=True, text=True).stdout
     assert "refs/tags/credit-risk-model@v1.0.0" in released  # reproduced exactly, so promoted and pushed
+    promotion = subprocess.run(["git", "rev-parse", "main"], cwd=origin, capture_output=True, text=True).stdout.strip()
+    assert run.outputs == {"promoted": "true", "version": "v1.0.0", "commit": promotion}  # what the image job takes
     assert this_environments_own_package() == own_package  # the jobs installed into their own environment

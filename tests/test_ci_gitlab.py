@@ -58,6 +58,8 @@ def test_gitlab_jobs_pass_without_a_remote_and_the_first_merge_request_gets_its_
         assert run.passed, run.output
         released = subprocess.run(["git", "ls-remote", "--tags", str(origin)], capture_output=True, text=True).stdout
         assert "refs/tags/credit-risk-model@v1.0.0" in released
+        # what the container-image job (which cannot run here) takes: the version, beside the promoted files
+        assert (main / "promotion.env").read_text() == "PROMOTED=true\nMODEL_VERSION=v1.0.0\n"
         assert this_environments_own_package() == own_package  # the jobs installed into their own environment
     finally:
         server.shutdown()

@@ -4,7 +4,9 @@ What cannot run on this machine is stood in for, and only that: a hosted action'
 the fresh clone the job runs in, `setup-python` this interpreter, `upload-artifact` a check that the
 paths exist), `gh` (a stub that records its arguments and the body it would post), and GitLab's API
 (the caller passes the URL of a fake). Each job gets its own virtual environment, which sees this
-environment's packages, so its `pip install` lines run for real without downloading anything.
+environment's packages, so its `pip install` lines run for real without downloading anything. A step's
+`$GITHUB_OUTPUT` is a file read back after it, so conditions and the job's `outputs:` see what it wrote.
+The jobs that build and push the container image cannot run here (no Docker daemon, no registry).
 """
 
 import os
@@ -36,6 +38,8 @@ class JobRun:
     passed: bool
     log: list[str] = field(default_factory=list)
     outcomes: dict[str, str] = field(default_factory=dict)
+    step_outputs: dict[str, dict[str, str]] = field(default_factory=dict)  # what each step wrote to $GITHUB_OUTPUT
+    outputs: dict[str, str] = field(default_factory=dict)  # the job's `outputs:`, as the jobs that need it see them
 
     @property
     def output(self) -> str:
@@ -92,7 +96,27 @@ def _operand(text: str, context: dict[str, str], outcomes: dict[str, str]) -> st
     if text.startswith("'"):
         return text.strip("'")
     step = re.fullmatch(r"steps\.([\w-]+)\.outcome", text)
-    return outcomes[step.group(1)] if step else context[text]
+    if step:
+        return outcomes[step.group(1)]
+    if re.fullmatch(r"steps\.[\w-]+\.outputs\.[\w-]+", text):
+        return context.get(text, "")  # an output no step wrote is empty, as on GitHub
+    return context[text]
+
+
+def step_output_context(step_outputs: dict[str, dict[str, str]]) -> dict[str, str]:
+    """`steps.<id>.outputs.<name>` for every output a step wrote, as an expression context."""
+    return {
+        f"steps.{step}.outputs.{name}": value
+        for step, written in step_outputs.items()
+        for name, value in written.items()
+    }
+
+
+def read_github_output(path: Path) -> dict[str, str]:
+    """The `name=value` lines a step appended to $GITHUB_OUTPUT (the only form the generated workflow writes)."""
+    if not path.exists():
+        return {}
+    return dict(line.split("=", 1) for line in path.read_text().splitlines() if "=" in line)
 
 
 def run_github_job(project: Path, job_name: str, context: dict[str, str], env: dict[str, str]) -> JobRun:
@@ -105,8 +129,9 @@ def run_github_job(project: Path, job_name: str, context: dict[str, str], env: d
         return run
     variables = {key: substitute(str(value), context) for key, value in {**workflow.get("env", {})}.items()}
     summary = project.parent / f"{job_name}-step-summary.md"
-    for step in job["steps"]:
-        if not condition_holds(step.get("if"), context, run.outcomes):
+    for number, step in enumerate(job["steps"]):
+        step_context = {**context, **step_output_context(run.step_outputs)}
+        if not condition_holds(step.get("if"), step_context, run.outcomes):
             continue
         if "uses" in step:
             _simulate_action(project, step, run)
@@ -121,20 +146,41 @@ def run_github_job(project: Path, job_name: str, context: dict[str, str], env: d
                 "-c",
             ]
         )
+        output_file = project.parent / f"{job_name}-step-{number}-output"
         result = subprocess.run(
             [*shell, substitute(step["run"], context)],
             cwd=project,
-            env={**env, **variables, **step_env, "GITHUB_STEP_SUMMARY": str(summary)},
+            env={
+                **env,
+                **variables,
+                **step_env,
+                "GITHUB_STEP_SUMMARY": str(summary),
+                "GITHUB_OUTPUT": str(output_file),
+            },
             capture_output=True,
             text=True,
         )
         run.log.append(f"$ {step.get('name', step['run'])}\n{result.stdout}{result.stderr}")
         outcome = "success" if result.returncode == 0 else "failure"
         run.outcomes[step.get("id", step.get("name", ""))] = outcome
+        if "id" in step:
+            run.step_outputs[step["id"]] = read_github_output(output_file)
         if outcome == "failure" and not step.get("continue-on-error"):
             run.passed = False
             return run
+    run.outputs = job_outputs(job, run)
     return run
+
+
+def job_outputs(job: dict, run: JobRun) -> dict[str, str]:
+    """The job's `outputs:`, its `steps.<id>.outputs.<name>` resolved; one no step wrote is empty, as on GitHub."""
+    written = step_output_context(run.step_outputs)
+    return {
+        name: re.sub(
+            r"\$\{\{\s*(steps\.[\w-]+\.outputs\.[\w-]+)\s*\}\}", lambda m: written.get(m.group(1), ""), str(value)
+        )
+        for name, value in job.get("outputs", {}).items()
+    }
 
 
 def _simulate_action(project: Path, step: dict, run: JobRun) -> None:
