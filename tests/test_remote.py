@@ -126,7 +126,7 @@ def in_sync_with_remote(project) -> bool:
 CREDENTIAL_PATTERNS = [
     r"AKIA[0-9A-Z]{16}",
     r"(?i)secret_access_key\s*[=:]\s*(?!\$\{\{ secrets\.)\S",
-    r"(?i)password\s*[=:]\s*\S",
+    r"(?i)password\s*[=:]\s*(?!\$\{\{ (secrets\.|github\.token))\S",  # a GitHub expression names a secret
     r"://[^/\s:@]+:[^/\s@]+@",
 ]
 
