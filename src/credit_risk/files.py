@@ -12,6 +12,7 @@ import json
 import math
 import os
 import shutil
+import subprocess
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -170,3 +171,24 @@ def _restore_file(path: Path, md5: str, cached: Path) -> bool:
     with replaced_atomically(path) as handle, cached.open("rb") as source:
         shutil.copyfileobj(source, handle)
     return True
+
+
+def run_tool(*args: str, check: bool = True) -> subprocess.CompletedProcess:
+    """A git or dvc command with its output captured; with `check`, a failure is a PipelineError quoting it."""
+    try:
+        result = subprocess.run(list(args), capture_output=True, text=True)
+    except FileNotFoundError:
+        raise PipelineError(
+            f"`{args[0]}` is not on PATH: activate the project's environment (`. .venv/bin/activate`) first"
+        ) from None
+    if check and result.returncode != 0:
+        raise PipelineError(f"{' '.join(args)} failed: {(result.stderr or result.stdout).strip()}")
+    return result
+
+
+def git(*args: str) -> str:
+    return run_tool("git", *args).stdout
+
+
+def dvc(*args: str) -> str:
+    return run_tool("dvc", *args).stdout

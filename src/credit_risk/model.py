@@ -125,6 +125,12 @@ def load_model(path: Path, lock_file: Path = LOCK_FILE) -> Pipeline:
 
     Unpickling runs code, so a file that is not the one the pipeline produced is refused unread.
     """
+    verified_md5(path, lock_file)
+    return joblib.load(path)
+
+
+def verified_md5(path: Path, lock_file: Path = LOCK_FILE) -> str:
+    """The model file's md5, once it is the one dvc.lock records; an error saying how to restore it if not."""
     expected = recorded_md5(path, lock_file)
     actual = file_md5(require(path))
     if actual != expected:
@@ -132,7 +138,7 @@ def load_model(path: Path, lock_file: Path = LOCK_FILE) -> Pipeline:
             f"{path} does not match the md5 recorded for it in {lock_file} ({actual} != {expected}): it was "
             f"replaced or tampered with. Restore it with `dvc checkout {path}`, or re-train with `dvc repro`"
         )
-    return joblib.load(path)
+    return actual
 
 
 def recorded_md5(path: Path, lock_file: Path = LOCK_FILE) -> str:
