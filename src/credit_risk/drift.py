@@ -17,7 +17,7 @@ import numpy as np
 import pandas as pd
 
 from .checks import Check
-from .files import write_with
+from .files import rounded, write_with
 
 EPSILON = 1e-4  # stands in for an empty bin, so the logarithm stays finite
 
@@ -45,7 +45,7 @@ def psi_checks(
 ) -> list[Check]:
     checks = []
     for column in columns:
-        score = round(psi(reference[column], current[column], bins), 6)
+        score = rounded(psi(reference[column], current[column], bins))
         checks.append(
             Check(
                 "drift: PSI",
@@ -73,7 +73,7 @@ def evidently_drift(reference: pd.DataFrame, current: pd.DataFrame, report_path:
         html = snapshot.get_html_str(as_iframe=False)
     write_with(lambda handle: handle.write(html.encode()), report_path)
     counts = [m["value"] for m in snapshot.dict()["metrics"] if m["metric_name"].startswith("DriftedColumnsCount")]
-    return round(float(counts[0]["share"]), 6) if counts else 0.0
+    return rounded(counts[0]["share"]) if counts else 0.0
 
 
 def sample(frame: pd.DataFrame, rows: int, seed: int) -> pd.DataFrame:

@@ -26,6 +26,12 @@ if TYPE_CHECKING:
     import pandas as pd
 
 LOCK_FILE = Path("dvc.lock")
+DIGITS = 6  # decimals every recorded figure keeps: finer than any real difference, and stable bytes in git
+
+
+def rounded(value: float) -> float:
+    """A figure as the metrics files record it."""
+    return round(float(value), DIGITS)
 
 
 @contextmanager

@@ -12,7 +12,7 @@ from typing import Any
 
 from .checks import Check, failure_lines, report
 from .errors import GATE_FAILED, PASSED, PipelineError
-from .files import read_json, write_json
+from .files import read_json, rounded, write_json
 from .params import Comparison, DataQuality, Params, load_params
 
 BOUNDS = {"_min": (">=", lambda value, limit: value >= limit), "_max": ("<=", lambda value, limit: value <= limit)}
@@ -49,7 +49,7 @@ def comparison_check(settings: Comparison, metrics: dict[str, Any], baseline: di
     production = (baseline.get("metrics") or {}).get(metric)
     if production is None:
         return Check(name, True, value, None, detail="no baseline: no model has been promoted yet")
-    floor = round(ratio * production, 6)
+    floor = rounded(ratio * production)
     return Check(
         name,
         value is not None and value >= floor,

@@ -13,7 +13,7 @@ import math
 from pathlib import Path
 from typing import Any
 
-from .files import read_json, run_tool
+from .files import read_json, rounded, run_tool
 from .params import load_params
 
 MARKER = "<!-- dvc-pipeline-report -->"  # lets CI find and update its own comment
@@ -71,7 +71,7 @@ def compare(
     numeric = all(isinstance(value, int | float) and not isinstance(value, bool) for value in (base, new))
     if not numeric:
         return {"change": None, "verdict": "new" if base is None and new is not None else None}
-    change = round(new - base, 6)
+    change = rounded(new - base)
     if change == 0:
         verdict = "unchanged"
     elif spread is not None and abs(change) <= spread:

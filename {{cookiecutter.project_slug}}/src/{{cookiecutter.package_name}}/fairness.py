@@ -25,7 +25,8 @@ Awkward groups, and where this differs from fairlearn on purpose:
 import numpy as np
 import pandas as pd
 
-DIGITS = 6
+from .files import rounded
+
 MISSING_GROUP = "missing"
 
 
@@ -71,4 +72,4 @@ def fairness_report(y_true: np.ndarray, y_pred: np.ndarray, frame: pd.DataFrame,
 
 
 def _rounded(value) -> float | None:
-    return None if pd.isna(value) else round(float(value), DIGITS)
+    return None if pd.isna(value) else rounded(value)
