@@ -76,6 +76,19 @@ def evidently_drift(reference: pd.DataFrame, current: pd.DataFrame, report_path:
     return rounded(counts[0]["share"]) if counts else 0.0
 
 
+NO_REFERENCE_PAGE = """<!doctype html>
+<html lang="en"><head><meta charset="utf-8"><title>Data drift: no reference yet</title></head>
+<body><h1>Data drift: no reference yet</h1>
+<p>Drift is measured against the data the production model was trained on, and no model has been
+promoted yet. <code>promote</code> keeps a sample of the promoted model's training data as the reference;
+the next <code>dvc repro</code> compares the data with it here.</p></body></html>
+"""
+
+
+def write_no_reference_page(report_path: Path) -> None:
+    write_with(lambda handle: handle.write(NO_REFERENCE_PAGE.encode()), report_path)
+
+
 def sample(frame: pd.DataFrame, rows: int, seed: int) -> pd.DataFrame:
     return frame if len(frame) <= rows else frame.sample(n=rows, random_state=seed)
 
