@@ -106,7 +106,7 @@ def test_report_names_the_failed_gate_checks_first_with_their_param(reproduced_c
     report = reproduced_copy.command("report").stdout
     assert "Not reproduced" not in report
     lines = report.splitlines()
-    assert lines[1].startswith("## ❌ Gate failed: 1 of 10 checks")
+    assert lines[1].startswith("## ❌ Gate failed: 1 of 8 checks")
     assert lines[3].startswith("- ❌ **performance: accuracy** is ") and "`gate.performance.accuracy_min`" in lines[3]
 
 

@@ -6,31 +6,16 @@ Follows GTO's conventions (https://dvc.org/doc/gto): a version tag `<artifact>@v
 """
 
 import json
-import subprocess
 from pathlib import Path
 
 from .drift import sample
 from .errors import PipelineError
-from .files import file_md5, read_json, read_parquet, write_json, write_parquet
-from .model import recorded_md5
+from .files import dvc, git, read_json, read_parquet, write_json, write_parquet
+from .model import verified_md5
 from .params import Params, load_params
 
 STAGE = "prod"
 FIRST_VERSION = "v1.0.0"
-
-
-def git(*args: str) -> str:
-    result = subprocess.run(["git", *args], capture_output=True, text=True)
-    if result.returncode != 0:
-        raise PipelineError(f"git {' '.join(args)} failed: {result.stderr.strip()}")
-    return result.stdout
-
-
-def dvc(*args: str) -> str:
-    result = subprocess.run(["dvc", *args], capture_output=True, text=True)
-    if result.returncode != 0:
-        raise PipelineError(f"dvc {' '.join(args)} failed: {(result.stderr or result.stdout).strip()}")
-    return result.stdout
 
 
 def model_artifact(model_path: Path) -> str:
@@ -74,11 +59,17 @@ def lock_differences(status: dict) -> list[str]:
 
 
 def next_version(artifact: str) -> str:
-    versions = [tag.split("@", 1)[1] for tag in git("tag", "--list", f"{artifact}@v*").split()]
-    if not versions:
-        return FIRST_VERSION
-    major, minor, _ = max(tuple(int(part) for part in v.lstrip("v").split(".")) for v in versions)
-    return f"v{major}.{minor + 1}.0"
+    """The next minor version after the latest one GTO finds registered (any semantic version, e.g.
+    v1.2.0-rc1, counts), or the first."""
+    from gto.api import find_latest_version
+    from gto.exceptions import ArtifactNotFound
+    from gto.versions import SemVer
+
+    try:
+        latest = find_latest_version(".", artifact)
+    except ArtifactNotFound:  # no version registered yet
+        latest = None
+    return FIRST_VERSION if latest is None else SemVer(latest.version).bump_minor().version
 
 
 def main() -> None:
@@ -89,9 +80,7 @@ def main() -> None:
     model_path = params.paths.model
     artifact = model_artifact(model_path)
     version = next_version(artifact)
-    md5 = recorded_md5(model_path)
-    if file_md5(model_path) != md5:
-        raise PipelineError(f"{model_path} does not match dvc.lock: run `dvc checkout {model_path}` first")
+    md5 = verified_md5(model_path)
     current = read_json(params.paths.baseline)
     if current.get("model_md5") == md5:
         print(f"promote: this model is already {STAGE} ({artifact} {current.get('version')}); nothing to do")

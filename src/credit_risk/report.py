@@ -10,12 +10,10 @@ import csv
 import io
 import json
 import math
-import subprocess
 from pathlib import Path
 from typing import Any
 
-from .errors import PipelineError
-from .files import read_json
+from .files import read_json, rounded, run_tool
 from .params import load_params
 
 MARKER = "<!-- dvc-pipeline-report -->"  # lets CI find and update its own comment
@@ -31,7 +29,6 @@ SECTION_PARAMS = {
     "comparison": "gate.comparison.min_ratio",
     "fairness": "gate.fairness.max_gap",
     "robustness": "gate.robustness.max_drop",
-    "data_quality: validation passed": "validate",
 }
 # plot: (title, (x field, x label), (y field, y label)), from the files `dvc plots` draws
 CURVES = (
@@ -74,7 +71,7 @@ def compare(
     numeric = all(isinstance(value, int | float) and not isinstance(value, bool) for value in (base, new))
     if not numeric:
         return {"change": None, "verdict": "new" if base is None and new is not None else None}
-    change = round(new - base, 6)
+    change = rounded(new - base)
     if change == 0:
         verdict = "unchanged"
     elif spread is not None and abs(change) <= spread:
@@ -489,30 +486,26 @@ def render_json(model: dict[str, Any]) -> str:
 # ---------------------------------------------------------------- edges: git, dvc and files
 
 
-def run(*args: str) -> subprocess.CompletedProcess:
-    try:
-        return subprocess.run(list(args), capture_output=True, text=True)
-    except FileNotFoundError:
-        raise PipelineError(
-            f"`{args[0]}` is not on PATH: activate the project's environment (`. .venv/bin/activate`) first"
-        ) from None
+def dvc_json(*args: str) -> Any:
+    """A dvc command's JSON output; {} when it printed none (e.g. no metrics yet)."""
+    return json.loads(run_tool("dvc", *args, check=False).stdout or "{}")
 
 
 def base_problem(base: str, metrics_dir: str) -> tuple[bool, str | None]:
     """(whether the base revision is here, why its metrics cannot be compared or None)."""
-    if run("git", "rev-parse", "--verify", "--quiet", base + "^{commit}").returncode:
+    if run_tool("git", "rev-parse", "--verify", "--quiet", base + "^{commit}", check=False).returncode:
         return False, (
             f"The base revision `{base}` is not in this checkout (a shallow clone?): run "
             f"`git fetch origin {base.removeprefix('origin/')}` to compare. Current values only."
         )
-    if not run("git", "ls-tree", "-r", "--name-only", base, "--", metrics_dir).stdout.strip():
+    if not run_tool("git", "ls-tree", "-r", "--name-only", base, "--", metrics_dir, check=False).stdout.strip():
         return True, f"The base `{base}` has no metrics yet: every value below is new."
     return True, None
 
 
 def reproduction_warning() -> str | None:
     """A warning when the workspace does not match dvc.lock: then the values below were not reproduced."""
-    status = run("dvc", "status", "--json")
+    status = run_tool("dvc", "status", "--json", check=False)
     try:
         stale = sorted(set(json.loads(status.stdout or "{}")) - {GATE_STAGE})
     except ValueError:
@@ -535,7 +528,7 @@ def flatten(data: Any, prefix: str = "") -> dict[str, Any]:
 
 def current_metrics() -> dict[str, dict[str, dict]]:
     """`dvc metrics show` in the shape of `dvc metrics diff`, with no base values."""
-    shown = json.loads(run("dvc", "metrics", "show", "--json").stdout or "{}")
+    shown = dvc_json("metrics", "show", "--json")
     files = (shown.get("") or {}).get("data") or {}
     return {
         path: {name.rstrip("."): {"new": value} for name, value in flatten(entry.get("data") or {}).items()}
@@ -545,7 +538,7 @@ def current_metrics() -> dict[str, dict[str, dict]]:
 
 def base_file(base: str, path: str) -> str | None:
     """A file as the base revision has it: from git, or for a DVC-tracked output, through dvc.api."""
-    shown = run("git", "show", f"{base}:{path}")
+    shown = run_tool("git", "show", f"{base}:{path}", check=False)
     if shown.returncode == 0:
         return shown.stdout
     try:
@@ -595,7 +588,7 @@ def collect(base: str, command: str) -> dict[str, Any]:
     params = load_params()
     gate_path = params.paths.gate
     present, note = base_problem(base, str(gate_path.parent))
-    metrics_diff = json.loads(run("dvc", "metrics", "diff", base, "--all", "--json").stdout or "{}") if present else {}
+    metrics_diff = dvc_json("metrics", "diff", base, "--all", "--json") if present else {}
     base_gate = json.loads(base_file(base, gate_path.as_posix()) or "null") if present else None
     return {
         "base": base,
@@ -605,7 +598,7 @@ def collect(base: str, command: str) -> dict[str, Any]:
         "gate_file": gate_path.as_posix(),
         "base_gate": base_gate,
         "metrics_diff": metrics_diff or current_metrics(),
-        "params_diff": json.loads(run("dvc", "params", "diff", base, "--json").stdout or "{}") if present else {},
+        "params_diff": dvc_json("params", "diff", base, "--json") if present else {},
         "validation": read_json(params.paths.validation),
         "plots": read_plots(workspace_file),
         "base_plots": read_plots(lambda path: base_file(base, path)) if present else {},

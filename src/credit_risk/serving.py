@@ -18,8 +18,8 @@ import pandas as pd
 from sklearn.pipeline import Pipeline
 
 from .errors import PipelineError
-from .files import file_md5, read_json
-from .model import load_model
+from .files import git, read_json
+from .model import verified_md5
 from .params import Params
 from .preprocess import strip_labels
 from .schema import Schema, label_key
@@ -85,8 +85,8 @@ def model_input(frame: pd.DataFrame, schema: Schema, features: list[str]) -> pd.
 def load_serving_model(params: Params, schema: Schema, version: str | None = None) -> ServingModel:
     """The workspace model (checked against dvc.lock), or with `version` a promoted one from the registry."""
     if version is None:
-        pipeline = load_model(params.paths.model)
-        md5 = file_md5(params.paths.model)
+        md5 = verified_md5(params.paths.model)
+        pipeline = joblib.load(params.paths.model)
         record = read_json(params.paths.baseline) if params.paths.baseline.is_file() else {}
         if record.get("model_md5") != md5:  # trained, not promoted: named by its hash
             record = {"artifact": str(params.paths.model), "version": f"unpromoted-{md5[:8]}", "source_commit": None}
@@ -110,7 +110,7 @@ def _registered_model(params: Params, version: str) -> tuple[Pipeline, str, dict
     import dvc.api
     from dvc.exceptions import DvcException
 
-    from .promote import git, model_artifact
+    from .promote import model_artifact
 
     if not VERSION.match(version):
         raise PipelineError(f"--model-version {version!r} is not a version like v1.2.0")

@@ -9,7 +9,7 @@ import pandas as pd
 
 from .checks import Check, failure_lines, report
 from .contract import contract_checks
-from .drift import evidently_drift, psi_checks, sample
+from .drift import evidently_drift, psi_checks, sample, write_no_reference_page
 from .errors import ChecksFailed
 from .files import read_parquet, write_json
 from .params import ValidateSettings, load_params
@@ -19,11 +19,12 @@ from .schema import check_params, load_schema
 def drift_checks(
     current: pd.DataFrame, reference: pd.DataFrame, settings: ValidateSettings, report_path: Path
 ) -> list[Check]:
-    """PSI on all rows and Evidently on samples, against the reference; the HTML report either way."""
+    """PSI on all rows and Evidently on samples, against the reference. With no reference there is nothing
+    to compare: Evidently is not even imported, and the report page says why it is empty.
+    """
     seed = settings.seed
     if reference.empty:
-        current_sample = sample(current, settings.sample_rows, seed)
-        evidently_drift(current_sample, current_sample, report_path, seed)
+        write_no_reference_page(report_path)
         return [Check("drift: reference present", True, detail="no reference: no model has been promoted yet")]
     columns = [column for column in reference.columns if column in current.columns]
     shared = [sample(frame[columns], settings.sample_rows, seed) for frame in (reference, current)]

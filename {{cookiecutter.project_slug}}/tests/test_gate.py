@@ -38,21 +38,17 @@ def test_no_baseline_passes_and_says_so():
     assert check.passed and "no baseline" in check.detail
 
 
-def test_data_quality_reads_the_worst_missing_rate_and_drift_from_validation():
+def test_data_quality_reads_the_worst_missing_rate_from_validation():
     validation = {
         "passed": True,
         "checks_failed": 0,
         "checks": [
             {"name": "train: missing rate", "value": 0.3},
             {"name": "test: missing rate", "value": 0.5},
-            {"name": "drift: PSI", "value": 0.05},
             {"name": "drift: PSI", "value": 0.31},
         ],
     }
-    checks = data_quality_checks(DataQuality(missing_rate_max=0.45, drift_psi_max=0.2), validation)
-    assert [(check.value, check.passed) for check in checks[1:]] == [(0.5, False), (0.31, False)]
-
-
-def test_no_reference_means_no_drift_and_says_so():
-    checks = data_quality_checks(DataQuality(missing_rate_max=0.45, drift_psi_max=0.2), {"passed": True, "checks": []})
-    assert checks[2].passed and "no reference" in checks[2].detail
+    (check,) = data_quality_checks(DataQuality(missing_rate_max=0.45), validation)
+    assert (check.value, check.passed) == (0.5, False)
+    (check,) = data_quality_checks(DataQuality(missing_rate_max=0.45), {"passed": True, "checks": []})
+    assert (check.value, check.passed) == (0.0, True)

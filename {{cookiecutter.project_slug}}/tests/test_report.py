@@ -30,7 +30,7 @@ def gate_file(accuracy: float, latency: float, passed: bool = True) -> dict:
         gate_check("performance: f1 >= 0.8", 0.84, 0.8),
         gate_check("performance: latency_p99_ms <= 100", latency, 100),
         gate_check("comparison: f1 >= 0.98 x production", 0.84, None, detail="no baseline"),
-        gate_check("data_quality: validation passed", 0, 0),
+        gate_check("data_quality: missing rate <= 0.45", 0.2, 0.45),
         gate_check("fairness: largest group gap <= 0.2", 0.1, 0.2),
         gate_check("robustness: largest drop <= 0.05", 0.02, 0.05),
     ]

@@ -1,9 +1,14 @@
+import os
 import re
+import subprocess
+import sys
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import pytest
 
+from {{ cookiecutter.package_name }} import drift
 from {{ cookiecutter.package_name }}.drift import psi, psi_checks
 from {{ cookiecutter.package_name }}.errors import PipelineError
 from {{ cookiecutter.package_name }}.infer_schema import infer
@@ -77,6 +82,26 @@ def test_psi_checks_name_the_drifted_column():
     current = pd.DataFrame({"x": np.arange(1000.0), "y": np.arange(1000.0) + 800})
     checks = psi_checks(reference, current, ["x", "y"], bins=10, limit=0.2)
     assert [(check.column, check.passed) for check in checks] == [("x", True), ("y", False)]
+
+
+def test_with_no_reference_validate_never_imports_evidently_and_its_page_says_why(tmp_path):
+    """Evidently's import is most of validate's time on small data; with nothing to compare it is not paid."""
+    script = (
+        "import sys, pandas as pd; from pathlib import Path; "
+        "from {{ cookiecutter.package_name }}.params import ValidateSettings; "
+        "from {{ cookiecutter.package_name }}.validate import drift_checks; "
+        "settings = ValidateSettings(drift_psi_max=0.2, drifted_share_max=0.5, psi_bins=10, sample_rows=100, "
+        "reference_rows=100, seed=0); "
+        "checks = drift_checks(pd.DataFrame({'a': [1.0, 2.0]}), pd.DataFrame(), settings, Path('drift.html')); "
+        "print([check.passed for check in checks], 'evidently' in sys.modules)"
+    )
+    source = {"PYTHONPATH": str(Path(drift.__file__).parents[1])}  # this package, wherever the test runs from
+    result = subprocess.run(
+        [sys.executable, "-c", script], cwd=tmp_path, env={**os.environ, **source}, capture_output=True, text=True
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.split() == ["[True]", "False"]
+    assert "no model has been\npromoted yet" in (tmp_path / "drift.html").read_text()
 
 
 def test_inferred_schema_accepts_the_data_it_came_from():

@@ -17,7 +17,7 @@ import numpy as np
 import pandas as pd
 
 from .checks import Check
-from .files import write_with
+from .files import rounded, write_with
 
 EPSILON = 1e-4  # stands in for an empty bin, so the logarithm stays finite
 
@@ -45,7 +45,7 @@ def psi_checks(
 ) -> list[Check]:
     checks = []
     for column in columns:
-        score = round(psi(reference[column], current[column], bins), 6)
+        score = rounded(psi(reference[column], current[column], bins))
         checks.append(
             Check(
                 "drift: PSI",
@@ -73,7 +73,20 @@ def evidently_drift(reference: pd.DataFrame, current: pd.DataFrame, report_path:
         html = snapshot.get_html_str(as_iframe=False)
     write_with(lambda handle: handle.write(html.encode()), report_path)
     counts = [m["value"] for m in snapshot.dict()["metrics"] if m["metric_name"].startswith("DriftedColumnsCount")]
-    return round(float(counts[0]["share"]), 6) if counts else 0.0
+    return rounded(counts[0]["share"]) if counts else 0.0
+
+
+NO_REFERENCE_PAGE = """<!doctype html>
+<html lang="en"><head><meta charset="utf-8"><title>Data drift: no reference yet</title></head>
+<body><h1>Data drift: no reference yet</h1>
+<p>Drift is measured against the data the production model was trained on, and no model has been
+promoted yet. <code>promote</code> keeps a sample of the promoted model's training data as the reference;
+the next <code>dvc repro</code> compares the data with it here.</p></body></html>
+"""
+
+
+def write_no_reference_page(report_path: Path) -> None:
+    write_with(lambda handle: handle.write(NO_REFERENCE_PAGE.encode()), report_path)
 
 
 def sample(frame: pd.DataFrame, rows: int, seed: int) -> pd.DataFrame:

@@ -4,8 +4,8 @@ For each sensitive column: selection rate, true and false positive rates per gro
 parity difference (largest gap in selection rate) and the equalized odds difference (the larger of the
 largest gaps in true and false positive rate). These are fairlearn's definitions, and the project's
 tests check the figures against fairlearn's own functions; they are computed here with one pandas
-group-by, because fairlearn's MetricFrame walks the rows in Python (0.55 s per metric at 200,000
-rows, so most of evaluate's time at 10M rows).
+group-by, because fairlearn's MetricFrame walks the rows in Python (the README's Performance section
+has the figures).
 
 Awkward groups, and where this differs from fairlearn on purpose:
 - Missing values in a sensitive column form a group of their own, named "missing" (fairlearn refuses
@@ -25,7 +25,8 @@ Awkward groups, and where this differs from fairlearn on purpose:
 import numpy as np
 import pandas as pd
 
-DIGITS = 6
+from .files import rounded
+
 MISSING_GROUP = "missing"
 
 
@@ -71,4 +72,4 @@ def fairness_report(y_true: np.ndarray, y_pred: np.ndarray, frame: pd.DataFrame,
 
 
 def _rounded(value) -> float | None:
-    return None if pd.isna(value) else round(float(value), DIGITS)
+    return None if pd.isna(value) else rounded(value)

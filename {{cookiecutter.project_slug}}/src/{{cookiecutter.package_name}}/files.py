@@ -12,6 +12,7 @@ import json
 import math
 import os
 import shutil
+import subprocess
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -25,6 +26,12 @@ if TYPE_CHECKING:
     import pandas as pd
 
 LOCK_FILE = Path("dvc.lock")
+DIGITS = 6  # decimals every recorded figure keeps: finer than any real difference, and stable bytes in git
+
+
+def rounded(value: float) -> float:
+    """A figure as the metrics files record it."""
+    return round(float(value), DIGITS)
 
 
 @contextmanager
@@ -78,7 +85,7 @@ def require(path: Path) -> Path:
 
 
 def read_parquet(path: Path, columns: list[str] | None = None) -> "pd.DataFrame":
-    import pandas as pd  # here, not at the top: the gate reads only JSON and starts 0.25 s sooner without it
+    import pandas as pd  # here, not at the top: the gate reads only JSON and starts sooner without it
 
     return pd.read_parquet(require(path), columns=columns)
 
@@ -170,3 +177,24 @@ def _restore_file(path: Path, md5: str, cached: Path) -> bool:
     with replaced_atomically(path) as handle, cached.open("rb") as source:
         shutil.copyfileobj(source, handle)
     return True
+
+
+def run_tool(*args: str, check: bool = True) -> subprocess.CompletedProcess:
+    """A git or dvc command with its output captured; with `check`, a failure is a PipelineError quoting it."""
+    try:
+        result = subprocess.run(list(args), capture_output=True, text=True)
+    except FileNotFoundError:
+        raise PipelineError(
+            f"`{args[0]}` is not on PATH: activate the project's environment (`. .venv/bin/activate`) first"
+        ) from None
+    if check and result.returncode != 0:
+        raise PipelineError(f"{' '.join(args)} failed: {(result.stderr or result.stdout).strip()}")
+    return result
+
+
+def git(*args: str) -> str:
+    return run_tool("git", *args).stdout
+
+
+def dvc(*args: str) -> str:
+    return run_tool("dvc", *args).stdout

@@ -12,6 +12,7 @@ from sklearn.model_selection import StratifiedKFold, learning_curve
 from sklearn.pipeline import Pipeline
 from sklearn.utils import resample
 
+from .files import rounded
 from .params import LearningCurve
 
 
@@ -40,6 +41,6 @@ def log_learning_curve(
     with Live(dir=str(directory), dvcyaml=False, save_dvc_exp=False, report=None) as live:
         for size, train, validation in zip(sizes, train_scores, validation_scores, strict=True):
             live.log_metric("train_rows", int(size))
-            live.log_metric("train/roc_auc", round(float(train.mean()), 6))
-            live.log_metric("validation/roc_auc", round(float(validation.mean()), 6))
+            live.log_metric("train/roc_auc", rounded(train.mean()))
+            live.log_metric("validation/roc_auc", rounded(validation.mean()))
             live.next_step()

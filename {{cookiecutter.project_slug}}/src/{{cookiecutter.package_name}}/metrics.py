@@ -8,9 +8,10 @@ import pandas as pd
 from sklearn import metrics as skm
 from threadpoolctl import threadpool_limits
 
+from .files import rounded
+
 CURVE_POINTS = 101
 WARMUP_CALLS = 10  # untimed single-row calls before timing: first calls pay for lazy set-up
-DIGITS = 6
 
 
 def classification_metrics(y_true: np.ndarray, y_score: np.ndarray, threshold: float) -> dict[str, Any]:
@@ -32,9 +33,9 @@ def classification_metrics(y_true: np.ndarray, y_score: np.ndarray, threshold: f
         values["roc_auc"] = skm.roc_auc_score(y_true, y_score)
         values["average_precision"] = skm.average_precision_score(y_true, y_score)
     undefined = {} if ranked else dict.fromkeys(("roc_auc", "average_precision"), "the test labels hold one class")
-    rounded = {name: round(float(value), DIGITS) for name, value in values.items()}
+    figures = {name: rounded(value) for name, value in values.items()}
     return {
-        **rounded,
+        **figures,
         **dict.fromkeys(undefined),
         **({"undefined": undefined} if undefined else {}),
         "true_negatives": int(tn),
@@ -49,10 +50,7 @@ def roc_points(y_true: np.ndarray, y_score: np.ndarray) -> list[dict[str, float]
     """The ROC curve at a fixed number of false-positive rates, so the file stays small at any size."""
     fpr, tpr, _ = skm.roc_curve(y_true, y_score)
     grid = np.linspace(0, 1, CURVE_POINTS)
-    return [
-        {"fpr": round(float(x), DIGITS), "tpr": round(float(y), DIGITS)}
-        for x, y in zip(grid, np.interp(grid, fpr, tpr), strict=True)
-    ]
+    return [{"fpr": rounded(x), "tpr": rounded(y)} for x, y in zip(grid, np.interp(grid, fpr, tpr), strict=True)]
 
 
 def precision_recall_points(y_true: np.ndarray, y_score: np.ndarray) -> list[dict[str, float]]:
@@ -62,7 +60,7 @@ def precision_recall_points(y_true: np.ndarray, y_score: np.ndarray) -> list[dic
     grid = np.linspace(0, 1, CURVE_POINTS)
     best = np.maximum.accumulate(precision[order][::-1])[::-1]
     return [
-        {"recall": round(float(x), DIGITS), "precision": round(float(y), DIGITS)}
+        {"recall": rounded(x), "precision": rounded(y)}
         for x, y in zip(grid, np.interp(grid, recall[order], best), strict=True)
     ]
 
@@ -97,11 +95,11 @@ def latency_ms(model, rows: pd.DataFrame, repeats: int) -> dict[str, float]:
     p50, p95, p99 = np.median(percentiles, axis=0)
     spread = percentiles.max(axis=0) - percentiles.min(axis=0)
     return {
-        "latency_p50_ms": round(float(p50), 3),
-        "latency_p95_ms": round(float(p95), 3),
-        "latency_p99_ms": round(float(p99), 3),
-        "latency_p50_ms_spread": round(float(spread[0]), 3),
-        "latency_p99_ms_spread": round(float(spread[2]), 3),
+        "latency_p50_ms": rounded(p50),
+        "latency_p95_ms": rounded(p95),
+        "latency_p99_ms": rounded(p99),
+        "latency_p50_ms_spread": rounded(spread[0]),
+        "latency_p99_ms_spread": rounded(spread[2]),
         "latency_rows": len(rows),
         "latency_repeats": repeats,
     }

@@ -123,7 +123,6 @@ class Comparison(Section):
 
 class DataQuality(Section):
     missing_rate_max: Fraction
-    drift_psi_max: Positive
 
 
 class GateFairness(Section):

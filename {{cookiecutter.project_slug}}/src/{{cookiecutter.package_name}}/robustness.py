@@ -10,6 +10,7 @@ import numpy as np
 import pandas as pd
 from sklearn.utils import resample
 
+from .files import rounded
 from .params import Robustness
 
 
@@ -65,10 +66,10 @@ def robustness_report(
     }
     clean = score(features, labels)
     perturbed = {name: score(make(np.random.default_rng(seed)), labels) for name, make in perturbations.items()}
-    drops = {name: round(clean - value, 6) for name, value in perturbed.items()}
+    drops = {name: rounded(clean - value) for name, value in perturbed.items()}
     return {
-        "clean": round(clean, 6),
-        "perturbed": {name: round(value, 6) for name, value in perturbed.items()},
+        "clean": rounded(clean),
+        "perturbed": {name: rounded(value) for name, value in perturbed.items()},
         "drop": drops,
         "max_drop": max(drops.values()),
     }

@@ -13,6 +13,7 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from .checks import Check, examples
 from .errors import PipelineError
+from .files import rounded
 from .params import Params, validated
 from .rules import parse_rule
 
@@ -251,7 +252,7 @@ def check_column(series: pd.Series, spec: ColumnSpec, label: str) -> list[Check]
             Check(
                 f"{label}: missing rate",
                 missing_rate <= spec.max_missing_rate,
-                round(missing_rate, 4),
+                rounded(missing_rate),
                 spec.max_missing_rate,
                 column=name,
             )
@@ -299,7 +300,7 @@ def _statistics(present: pd.Series, spec: ColumnSpec, label: str) -> list[Check]
         ("spread <= std_max", std, spec.std_max, std <= (spec.std_max if spec.std_max is not None else std)),
     ]
     return [
-        Check(f"{label}: {rule}", passed, round(value, 6), limit, column=present.name)
+        Check(f"{label}: {rule}", passed, rounded(value), limit, column=present.name)
         for rule, value, limit, passed in bounds
         if limit is not None
     ]
