@@ -10,7 +10,7 @@ import httpx
 import pandas as pd
 import pytest
 from tools.bakery import Project, md5
-from tools.service import running_service
+from tools.service import as_request_rows, running_service
 
 pytestmark = pytest.mark.slow  # runs DVC: `make test-fast` leaves it out
 
@@ -28,15 +28,6 @@ def promoted(reproduced, tmp_path_factory) -> Project:
 
 def first_test_rows(project: Project) -> pd.DataFrame:
     return pd.read_parquet(project.path / "data" / "processed" / "test.parquet").head(ROWS)
-
-
-def as_request_rows(frame: pd.DataFrame) -> list[dict]:
-    """Rows as a client sends them: JSON values, null for missing, whole numbers as integers."""
-    records = frame.drop(columns=["risk"]).astype(object).where(frame.notna(), None).to_dict("records")
-    return [
-        {key: int(value) if isinstance(value, float) and value.is_integer() else value for key, value in row.items()}
-        for row in records
-    ]
 
 
 def recorded_probabilities(project: Project) -> list[float]:

@@ -10,10 +10,12 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import httpx
+import pandas as pd
 
 from tools.bakery import Project
 
 START_SECONDS = 90
+PORT = "{port}"  # in a server's command: where the free port goes
 
 
 def free_port() -> int:
@@ -41,12 +43,20 @@ class Service:
 @contextmanager
 def running_service(project: Project, *args: str, log: Path, env: dict[str, str] | None = None) -> Iterator[Service]:
     """`<slug> serve` on a free port, once /health answers; stopped on the way out."""
+    command = [project.slug, "serve", "--host", "127.0.0.1", "--port", PORT, *args]
+    with running_server(command, cwd=project.path, env={**project.env, **(env or {})}, log=log) as service:
+        yield service
+
+
+@contextmanager
+def running_server(command: list[str], cwd: Path, env: dict[str, str], log: Path) -> Iterator[Service]:
+    """Any HTTP server answering /health on 127.0.0.1, its `PORT` argument replaced by a free port."""
     port = free_port()
     with log.open("w") as output:
         process = subprocess.Popen(
-            [project.slug, "serve", "--host", "127.0.0.1", "--port", str(port), *args],
-            cwd=project.path,
-            env={**project.env, **(env or {})},
+            [str(port) if part == PORT else part for part in command],
+            cwd=cwd,
+            env=env,
             stdout=output,
             stderr=subprocess.STDOUT,
         )
@@ -70,3 +80,12 @@ def wait_until_healthy(service: Service) -> None:
             pass
         time.sleep(0.2)  # polling interval while the server starts, not a timing assumption
     raise AssertionError(f"the service did not answer /health within {START_SECONDS} s:\n{service.output()}")
+
+
+def as_request_rows(frame: pd.DataFrame, target: str = "risk") -> list[dict]:
+    """Rows as a client sends them: JSON values, null for missing, whole numbers as integers."""
+    records = frame.drop(columns=[target]).astype(object).where(frame.notna(), None).to_dict("records")
+    return [
+        {key: int(value) if isinstance(value, float) and value.is_integer() else value for key, value in row.items()}
+        for row in records
+    ]
