@@ -16,7 +16,7 @@ from .errors import PipelineError
 from .files import replaced_atomically
 from .params import load_params
 from .raw_data import read_csv_chunks
-from .schema import Schema, check_rows, load_schema
+from .schema import Schema, check_rows, load_schema, refuse_columns_outside
 from .serving import ServingModel, load_serving_model
 
 FORMATS = (".csv", ".parquet")
@@ -66,12 +66,10 @@ def _parquet_chunks(path: Path, schema: Schema, required: list[str], rows: int) 
     except pa.ArrowInvalid as error:
         raise PipelineError(f"{path}: not a Parquet file ({error})") from None
     columns = file.schema_arrow.names
-    unknown = [name for name in columns if name not in schema.columns]
+    refuse_columns_outside(schema, path, columns)
     missing = [name for name in required if name not in columns]
-    if unknown or missing:
-        problems = [f"columns {unknown} are not in the data contract: drop them"] if unknown else []
-        problems += [f"missing columns {missing} the model needs"] if missing else []
-        raise PipelineError(f"{path}: {'; '.join(problems)}")
+    if missing:
+        raise PipelineError(f"{path}: missing columns {missing} the model needs; found {columns}")
     for batch in file.iter_batches(batch_size=rows):
         yield batch.to_pandas()
 

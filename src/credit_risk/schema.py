@@ -150,6 +150,16 @@ def check_params(params: Params, schema: Schema) -> None:
         raise PipelineError("\n  ".join(f"params.yaml: {problem}" for problem in problems))
 
 
+def refuse_columns_outside(schema: Schema, path: Path, names: list[str]) -> None:
+    """Rows to score may hold only columns the contract declares: another one is a mistake, named."""
+    unknown = [name for name in names if name not in schema.columns]
+    if unknown:
+        raise PipelineError(
+            f"{path}: columns {unknown} are not in the data contract ({sorted(schema.columns)}); drop them, "
+            "or add them to schema.yaml and re-train"
+        )
+
+
 def label_key(value: Any, numeric: bool) -> float | str | None:
     """A label as the data stores it: a number for a numeric column (1 == 1.0), text otherwise."""
     if not numeric:

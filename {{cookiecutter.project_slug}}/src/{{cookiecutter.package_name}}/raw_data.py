@@ -18,7 +18,7 @@ from pathlib import Path
 import pandas as pd
 
 from .errors import PipelineError
-from .schema import Schema
+from .schema import Schema, refuse_columns_outside
 
 DELIMITERS = (",", ";", "\t", "|")
 SNIFFED_LINES = 20
@@ -49,12 +49,7 @@ def read_csv_chunks(
     declares, and the `required` ones present; others, such as the target, may be there or not.
     """
     dialect, spelled = _header(path, schema, required, delimiter)
-    unknown = [name for name in spelled if name not in schema.columns]
-    if unknown:
-        raise PipelineError(
-            f"{path}: columns {unknown} are not in the data contract ({sorted(schema.columns)}); drop them, "
-            "or add them to schema.yaml and re-train"
-        )
+    refuse_columns_outside(schema, path, list(spelled))
     dtypes = schema.read_dtypes()
     with _parse_errors(path, schema, dialect, spelled, decimal):
         chunks = _read_csv(path, dialect, decimal, {raw: dtypes[name] for name, raw in spelled.items()}, chunksize=rows)

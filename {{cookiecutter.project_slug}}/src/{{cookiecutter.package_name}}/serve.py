@@ -35,22 +35,24 @@ def main(host: str | None = None, port: int | None = None, model_version: str | 
     """Serve until SIGINT or SIGTERM; requests in flight get `serve.graceful_shutdown_seconds` to finish."""
     import uvicorn
 
-    settings = load_params().serve
+    params = load_params()
+    settings = params.serve
     if model_version is not None:
         os.environ[MODEL_VERSION_VARIABLE] = model_version
-    create_app()  # a model that cannot load stops here, with its message, before any worker starts
+    options = {
+        "host": host or settings.host,
+        "port": port or settings.port,
+        "timeout_graceful_shutdown": settings.graceful_shutdown_seconds,
+        "log_level": "info",
+    }
+    if settings.workers == 1:
+        uvicorn.run(create_app(), **options)  # the model loads once; one that cannot load stops here, with its message
+        return
+    # several workers each build their own app: check the model here first, so a bad one stops before they start
+    load_serving_model(params, load_schema(params.paths.contract), model_version)
     with tempfile.TemporaryDirectory(prefix="metrics-") as shared_metrics:
-        if settings.workers > 1:
-            os.environ.setdefault(METRICS_FOLDER_VARIABLE, shared_metrics)
-        uvicorn.run(
-            f"{__package__}.serve:create_app",
-            factory=True,
-            host=host or settings.host,
-            port=port or settings.port,
-            workers=settings.workers,
-            timeout_graceful_shutdown=settings.graceful_shutdown_seconds,
-            log_level="info",
-        )
+        os.environ.setdefault(METRICS_FOLDER_VARIABLE, shared_metrics)
+        uvicorn.run(f"{__package__}.serve:create_app", factory=True, workers=settings.workers, **options)
 
 
 def create_app() -> FastAPI:
