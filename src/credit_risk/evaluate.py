@@ -1,16 +1,252 @@
-"""Stage 4: score the saved model on the test split: quality, latency, fairness, robustness, plots."""
+"""Stage 4: score the saved model on the test split: quality, latency, fairness, robustness, plots.
 
+Quality measures are pure functions of labels, scores and a fitted model.
+
+Fairness, for each sensitive column: selection rate, true and false positive rates per group, the
+demographic parity difference (largest gap in selection rate) and the equalized odds difference (the
+larger of the largest gaps in true and false positive rate). These are fairlearn's definitions, and
+the project's tests check the figures against fairlearn's own functions; they are computed here with
+one pandas group-by, because fairlearn's MetricFrame walks the rows in Python. Awkward groups, and
+where this differs from fairlearn on purpose:
+- Missing values in a sensitive column form a group of their own, named "missing" (fairlearn refuses
+  them; replacing them with a label, as here, is what it asks for).
+- A group with no actual positives has no true positive rate, and one with no actual negatives no
+  false positive rate (0/0). fairlearn reports 0 for such a rate, which would claim that the model
+  misses every positive of a group that had none, and widen the equalized odds gap with it. Here an
+  undefined rate is recorded as null and left out of the gap: the gap in true positive rate is taken
+  over the groups that have positives, the gap in false positive rate over those with negatives. That
+  equals fairlearn's figure whenever every rate is defined. A gap needs two groups with the rate; with
+  fewer it is 0. No figure is ever NaN, which JSON cannot hold.
+- A group of one row is kept: its rates are exact for that row, and the gate reads the gap as it is.
+
+Robustness: how much quality drops when the input is perturbed as real data drifts or breaks. Three
+seeded perturbations of the test features: Gaussian noise on numeric columns (scaled to each
+column's spread), values blanked to missing, and categories swapped for another seen category.
+"""
+
+import time
+from collections.abc import Callable
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from sklearn import metrics as skm
 from sklearn.metrics import get_scorer
+from sklearn.utils import resample
+from threadpoolctl import threadpool_limits
 
-from .errors import PipelineError
-from .fairness import fairness_report
-from .files import read_parquet, write_json
-from .metrics import classification_metrics, confusion_rows, latency_ms, precision_recall_points, roc_points
+from .core import PipelineError, Robustness, load_params, read_parquet, rounded, write_json
 from .model import binary_labels, load_model
-from .params import load_params
-from .robustness import robustness_report
 from .schema import check_params, load_schema
 
+# --- Quality
+CURVE_POINTS = 101
+WARMUP_CALLS = 10  # untimed single-row calls before timing: first calls pay for lazy set-up
+
+
+def classification_metrics(y_true: np.ndarray, y_score: np.ndarray, threshold: float) -> dict[str, Any]:
+    """Accuracy, precision, recall, F1, ROC AUC and the confusion counts for 0/1 labels.
+
+    The ranking measures (ROC AUC, average precision) are undefined when the labels hold one class:
+    they are then null, with the reason under "undefined", never a NaN that JSON cannot hold.
+    """
+    y_pred = (y_score >= threshold).astype(int)
+    tn, fp, fn, tp = skm.confusion_matrix(y_true, y_pred, labels=[0, 1]).ravel()
+    values = {
+        "accuracy": skm.accuracy_score(y_true, y_pred),
+        "precision": skm.precision_score(y_true, y_pred, zero_division=0),
+        "recall": skm.recall_score(y_true, y_pred, zero_division=0),
+        "f1": skm.f1_score(y_true, y_pred, zero_division=0),
+    }
+    ranked = len(np.unique(y_true)) == 2
+    if ranked:
+        values["roc_auc"] = skm.roc_auc_score(y_true, y_score)
+        values["average_precision"] = skm.average_precision_score(y_true, y_score)
+    undefined = {} if ranked else dict.fromkeys(("roc_auc", "average_precision"), "the test labels hold one class")
+    figures = {name: rounded(value) for name, value in values.items()}
+    return {
+        **figures,
+        **dict.fromkeys(undefined),
+        **({"undefined": undefined} if undefined else {}),
+        "true_negatives": int(tn),
+        "false_positives": int(fp),
+        "false_negatives": int(fn),
+        "true_positives": int(tp),
+        "rows": int(len(y_true)),
+    }
+
+
+def roc_points(y_true: np.ndarray, y_score: np.ndarray) -> list[dict[str, float]]:
+    """The ROC curve at a fixed number of false-positive rates, so the file stays small at any size."""
+    fpr, tpr, _ = skm.roc_curve(y_true, y_score)
+    grid = np.linspace(0, 1, CURVE_POINTS)
+    return [{"fpr": rounded(x), "tpr": rounded(y)} for x, y in zip(grid, np.interp(grid, fpr, tpr), strict=True)]
+
+
+def precision_recall_points(y_true: np.ndarray, y_score: np.ndarray) -> list[dict[str, float]]:
+    """The precision-recall curve at a fixed number of recall levels (best precision at each)."""
+    precision, recall, _ = skm.precision_recall_curve(y_true, y_score)
+    order = np.argsort(recall, kind="stable")
+    grid = np.linspace(0, 1, CURVE_POINTS)
+    best = np.maximum.accumulate(precision[order][::-1])[::-1]
+    return [
+        {"recall": rounded(x), "precision": rounded(y)}
+        for x, y in zip(grid, np.interp(grid, recall[order], best), strict=True)
+    ]
+
+
+def confusion_rows(y_true: np.ndarray, y_pred: np.ndarray, limit: int) -> list[dict[str, int]]:
+    """One record per test row for DVC's confusion template; the first `limit` rows at most."""
+    return [{"actual": int(a), "predicted": int(p)} for a, p in zip(y_true[:limit], y_pred[:limit], strict=True)]
+
+
+def latency_ms(model, rows: pd.DataFrame, repeats: int) -> dict[str, float]:
+    """Wall time of single-row `predict_proba` calls, as a service worker answering one request would.
+
+    On one thread, as such a worker is run: for one row, an OpenMP team (histogram gradient boosting
+    predicts with one) costs more than it saves, and on a busy machine its threads wait on each other
+    for tens of milliseconds. A few untimed calls warm the caches first; then every row is timed
+    `repeats` times over, and each percentile is the median of the repeats' percentiles. The spread
+    (largest minus smallest repeat) is the run-to-run noise the report compares a change with.
+    """
+    repeat_percentiles = []
+    with threadpool_limits(limits=1):
+        for index in range(min(WARMUP_CALLS, len(rows))):
+            model.predict_proba(rows.iloc[[index]])
+        singles = [rows.iloc[[index]] for index in range(len(rows))]
+        for _ in range(repeats):
+            timings = []
+            for row in singles:
+                start = time.perf_counter()
+                model.predict_proba(row)
+                timings.append((time.perf_counter() - start) * 1000)
+            repeat_percentiles.append(np.percentile(timings, [50, 95, 99]))
+    percentiles = np.array(repeat_percentiles)
+    p50, p95, p99 = np.median(percentiles, axis=0)
+    spread = percentiles.max(axis=0) - percentiles.min(axis=0)
+    return {
+        "latency_p50_ms": rounded(p50),
+        "latency_p95_ms": rounded(p95),
+        "latency_p99_ms": rounded(p99),
+        "latency_p50_ms_spread": rounded(spread[0]),
+        "latency_p99_ms_spread": rounded(spread[2]),
+        "latency_rows": len(rows),
+        "latency_repeats": repeats,
+    }
+
+
+# --- Fairness
+MISSING_GROUP = "missing"
+
+
+def group_rates(y_true: np.ndarray, y_pred: np.ndarray, groups: pd.Series) -> pd.DataFrame:
+    """Rows, selection rate, true and false positive rate of each group (NaN where a group has no such rows)."""
+    frame = pd.DataFrame(
+        {
+            "group": groups.astype("string").fillna(MISSING_GROUP).to_numpy(),
+            "predicted": np.asarray(y_pred, dtype=float),
+            "actual": np.asarray(y_true, dtype=int),
+        }
+    )
+    by_group = frame.groupby("group", sort=True)
+    rates = pd.DataFrame({"rows": by_group.size(), "selection_rate": by_group["predicted"].mean()})
+    for name, actual in (("true_positive_rate", 1), ("false_positive_rate", 0)):
+        rates[name] = frame[frame["actual"] == actual].groupby("group")["predicted"].mean()
+    return rates
+
+
+def group_fairness(y_true: np.ndarray, y_pred: np.ndarray, groups: pd.Series) -> dict:
+    """Per-group rates and the two gap measures for one sensitive column; undefined rates are null."""
+    rates = group_rates(y_true, y_pred, groups)
+    gap = (rates.max() - rates.min()).fillna(0.0)  # over the groups where each rate is defined
+    return {
+        "groups": {
+            str(group): {"rows": int(row["rows"]), **{name: _rounded(row[name]) for name in rates.columns[1:]}}
+            for group, row in rates.iterrows()
+        },
+        "demographic_parity_difference": _rounded(gap["selection_rate"]),
+        "equalized_odds_difference": _rounded(max(gap["true_positive_rate"], gap["false_positive_rate"])),
+    }
+
+
+def fairness_report(y_true: np.ndarray, y_pred: np.ndarray, frame: pd.DataFrame, sensitive: list[str]) -> dict:
+    """Fairness per sensitive column, and the largest gap of any kind over all of them."""
+    per_column = {column: group_fairness(y_true, y_pred, frame[column]) for column in sensitive}
+    gaps = [
+        report[gap]
+        for report in per_column.values()
+        for gap in ("demographic_parity_difference", "equalized_odds_difference")
+    ]
+    return {"by_column": per_column, "max_gap": max(gaps, default=0.0)}
+
+
+def _rounded(value) -> float | None:
+    return None if pd.isna(value) else rounded(value)
+
+
+# --- Robustness
+def add_numeric_noise(frame: pd.DataFrame, scale: float, rng: np.random.Generator) -> pd.DataFrame:
+    noisy = frame.copy()
+    for column in frame.select_dtypes("number").columns:
+        spread = float(frame[column].std()) or 1.0
+        noisy[column] = frame[column] + rng.normal(0.0, scale * spread, size=len(frame))
+    return noisy
+
+
+def inject_missing(frame: pd.DataFrame, rate: float, rng: np.random.Generator) -> pd.DataFrame:
+    blanked = frame.copy()
+    for column in frame.columns:
+        blanked[column] = frame[column].mask(rng.random(len(frame)) < rate)
+    return blanked
+
+
+def swap_categories(frame: pd.DataFrame, rate: float, rng: np.random.Generator) -> pd.DataFrame:
+    swapped = frame.copy()
+    for column in frame.select_dtypes("category").columns:
+        categories = frame[column].cat.categories
+        if len(categories) < 2:
+            continue
+        chosen = rng.random(len(frame)) < rate
+        replacement = pd.Categorical(rng.choice(categories, size=int(chosen.sum())), categories=categories)
+        values = swapped[column].copy()
+        values[chosen] = replacement
+        swapped[column] = values
+    return swapped
+
+
+def robustness_report(
+    score: Callable[[pd.DataFrame, np.ndarray], float],
+    features: pd.DataFrame,
+    labels: np.ndarray,
+    settings: Robustness,
+    seed: int,
+) -> dict:
+    """The metric on clean and perturbed features, each drop from clean, and the largest drop.
+
+    On a seeded sample of at most `max_rows` rows: four scorings of the whole test set would cost more
+    than the rest of evaluate at 10M rows, and the drop is a difference of two scores on the same rows.
+    """
+    if len(features) > settings.max_rows:
+        features, labels = resample(
+            features, labels, n_samples=settings.max_rows, replace=False, stratify=labels, random_state=seed
+        )
+    perturbations = {
+        "numeric_noise": lambda rng: add_numeric_noise(features, settings.noise_scale, rng),
+        "missing_values": lambda rng: inject_missing(features, settings.missing_rate, rng),
+        "category_swap": lambda rng: swap_categories(features, settings.swap_rate, rng),
+    }
+    clean = score(features, labels)
+    perturbed = {name: score(make(np.random.default_rng(seed)), labels) for name, make in perturbations.items()}
+    drops = {name: rounded(clean - value) for name, value in perturbed.items()}
+    return {
+        "clean": rounded(clean),
+        "perturbed": {name: rounded(value) for name, value in perturbed.items()},
+        "drop": drops,
+        "max_drop": max(drops.values()),
+    }
+
+
+# --- The stage
 CONFUSION_ROWS_MAX = 20_000  # keeps the plot file small; the exact counts are in the metrics file
 SNAPSHOT_ROWS = 20  # test rows whose predicted probabilities are recorded for the snapshot test
 

@@ -10,10 +10,21 @@ Any failed check fails `dvc repro`, one line per check.
 
 from typing import Any
 
-from .checks import Check, failure_lines, report
-from .errors import GATE_FAILED, PASSED, PipelineError
-from .files import read_json, rounded, write_json
-from .params import Comparison, DataQuality, Params, load_params
+from .core import (
+    GATE_FAILED,
+    PASSED,
+    Check,
+    Comparison,
+    DataQuality,
+    Params,
+    PipelineError,
+    failure_lines,
+    load_params,
+    read_json,
+    report,
+    rounded,
+    write_json,
+)
 
 BOUNDS = {"_min": (">=", lambda value, limit: value >= limit), "_max": ("<=", lambda value, limit: value <= limit)}
 

@@ -14,9 +14,16 @@ from fairlearn.metrics import (
     true_positive_rate,
 )
 
-from {{ cookiecutter.package_name }}.fairness import MISSING_GROUP, fairness_report, group_fairness
-from {{ cookiecutter.package_name }}.params import Robustness
-from {{ cookiecutter.package_name }}.robustness import add_numeric_noise, inject_missing, robustness_report, swap_categories
+from {{ cookiecutter.package_name }}.core import Robustness
+from {{ cookiecutter.package_name }}.evaluate import (
+    MISSING_GROUP,
+    add_numeric_noise,
+    fairness_report,
+    group_fairness,
+    inject_missing,
+    robustness_report,
+    swap_categories,
+)
 
 FEATURES = pd.DataFrame({"amount": np.arange(200, dtype=float), "colour": pd.Categorical(["red", "blue"] * 100)})
 

@@ -4,9 +4,8 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from {{ cookiecutter.package_name }}.errors import PipelineError
-from {{ cookiecutter.package_name }}.files import write_json, write_with
-from {{ cookiecutter.package_name }}.raw_data import read_raw_csv
+from {{ cookiecutter.package_name }}.core import PipelineError, write_json, write_with
+from {{ cookiecutter.package_name }}.preprocess import read_raw_csv
 from {{ cookiecutter.package_name }}.schema import ColumnSpec, Schema
 
 SCHEMA = Schema(columns={"age": ColumnSpec(type="integer"), "city": ColumnSpec(type="categorical", nullable=True)})

@@ -1,8 +1,7 @@
 import pytest
 
-from {{ cookiecutter.package_name }}.errors import PipelineError
+from {{ cookiecutter.package_name }}.core import Comparison, DataQuality, PipelineError
 from {{ cookiecutter.package_name }}.gate import comparison_check, data_quality_checks, threshold_checks
-from {{ cookiecutter.package_name }}.params import Comparison, DataQuality
 
 METRICS = {"accuracy": 0.8, "f1": 0.85, "latency_p99_ms": 12.0}
 

@@ -2,7 +2,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from {{ cookiecutter.package_name }}.metrics import (
+from {{ cookiecutter.package_name }}.evaluate import (
     CURVE_POINTS,
     WARMUP_CALLS,
     classification_metrics,

@@ -2,7 +2,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from {{ cookiecutter.package_name }}.errors import PipelineError
+from {{ cookiecutter.package_name }}.core import PipelineError
 from {{ cookiecutter.package_name }}.model import (
     ESTIMATORS,
     CategoryCodes,

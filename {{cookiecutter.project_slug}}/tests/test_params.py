@@ -3,8 +3,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from {{ cookiecutter.package_name }}.errors import PipelineError
-from {{ cookiecutter.package_name }}.params import load_params
+from {{ cookiecutter.package_name }}.core import PipelineError, load_params
 from {{ cookiecutter.package_name }}.schema import check_params, load_schema
 
 PROJECT = Path(__file__).resolve().parents[1]

@@ -8,12 +8,11 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from {{ cookiecutter.package_name }} import drift
-from {{ cookiecutter.package_name }}.drift import psi, psi_checks
-from {{ cookiecutter.package_name }}.errors import PipelineError
-from {{ cookiecutter.package_name }}.infer_schema import infer
-from {{ cookiecutter.package_name }}.rules import check_rules, parse_rule
-from {{ cookiecutter.package_name }}.schema import ColumnSpec, check_column
+from {{ cookiecutter.package_name }} import validate
+from {{ cookiecutter.package_name }}.core import PipelineError
+from {{ cookiecutter.package_name }}.preprocess import infer
+from {{ cookiecutter.package_name }}.schema import ColumnSpec, check_column, check_rules, parse_rule
+from {{ cookiecutter.package_name }}.validate import psi, psi_checks
 
 FRAME = pd.DataFrame(
     {
@@ -88,14 +87,14 @@ def test_with_no_reference_validate_never_imports_evidently_and_its_page_says_wh
     """Evidently's import is most of validate's time on small data; with nothing to compare it is not paid."""
     script = (
         "import sys, pandas as pd; from pathlib import Path; "
-        "from {{ cookiecutter.package_name }}.params import ValidateSettings; "
+        "from {{ cookiecutter.package_name }}.core import ValidateSettings; "
         "from {{ cookiecutter.package_name }}.validate import drift_checks; "
         "settings = ValidateSettings(drift_psi_max=0.2, drifted_share_max=0.5, psi_bins=10, sample_rows=100, "
         "reference_rows=100, seed=0); "
         "checks = drift_checks(pd.DataFrame({'a': [1.0, 2.0]}), pd.DataFrame(), settings, Path('drift.html')); "
         "print([check.passed for check in checks], 'evidently' in sys.modules)"
     )
-    source = {"PYTHONPATH": str(Path(drift.__file__).parents[1])}  # this package, wherever the test runs from
+    source = {"PYTHONPATH": str(Path(validate.__file__).parents[1])}  # this package, wherever the test runs from
     result = subprocess.run(
         [sys.executable, "-c", script], cwd=tmp_path, env={**os.environ, **source}, capture_output=True, text=True
     )

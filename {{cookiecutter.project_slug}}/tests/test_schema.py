@@ -5,8 +5,8 @@ from pathlib import Path
 import pytest
 import yaml
 
-from {{ cookiecutter.package_name }}.errors import PipelineError
-from {{ cookiecutter.package_name }}.infer_schema import main as infer_schema
+from {{ cookiecutter.package_name }}.core import PipelineError
+from {{ cookiecutter.package_name }}.preprocess import infer_schema
 from {{ cookiecutter.package_name }}.schema import load_schema
 
 PROJECT = Path(__file__).resolve().parents[1]

@@ -4,22 +4,24 @@ tools around the pipeline.
 A command's module is imported only when that command runs, so each command pays only for the
 libraries it uses. Exit status: 0 passed, 1 the gate failed, 2 a problem the user can fix (the
 message names it, no traceback), 3 an internal error (a bug: the traceback is printed). A stage that
-fails puts its last good outputs back (see `files.restore_outputs`) and says which.
+fails puts its last good outputs back (see `core.restore_outputs`) and says which.
 """
 
 import argparse
 import importlib
 import sys
 import traceback
+from collections.abc import Callable
 
 from . import __doc__ as DESCRIPTION
-from .errors import INTERNAL_ERROR, INTERRUPTED, PASSED, USER_ERROR, ChecksFailed, PipelineError
+from .core import INTERNAL_ERROR, INTERRUPTED, PASSED, USER_ERROR, ChecksFailed, PipelineError
 
 MODEL_VERSION = (
     "--model-version",
     {"help": "a promoted version from the registry, e.g. v1.2.0 (default: the workspace model of dvc.lock)"},
 )
-# command: (help, [(flag, argparse options), ...]); the module is the command with "-" -> "_"
+# command: (help, [(flag, argparse options), ...]); it runs `main()` of the module named like it,
+# or the function named like it (with "-" -> "_") of the module in HANDLED_BY
 COMMANDS = {
     "preprocess": ("raw CSV -> clean, typed, split Parquet", []),
     "validate": ("check the processed data against schema.yaml", []),
@@ -68,6 +70,7 @@ COMMANDS = {
 }
 
 
+HANDLED_BY = {"infer-schema": "preprocess", "predict": "serving", "gitlab-note": "report"}
 STAGES = ("preprocess", "validate", "train", "evaluate", "gate")
 
 
@@ -85,8 +88,7 @@ def main(argv: list[str] | None = None) -> int:
     args = vars(parser().parse_args(argv))
     command = args.pop("command")
     try:
-        module = importlib.import_module(f"{__package__}.{command.replace('-', '_')}")
-        return module.main(**args) or PASSED
+        return handler(command)(**args) or PASSED
     except ChecksFailed as failure:  # the stage's report is its output: keep it as written
         print(f"error: {failure}", file=sys.stderr)
         return USER_ERROR
@@ -105,9 +107,17 @@ def main(argv: list[str] | None = None) -> int:
     return status
 
 
+def handler(command: str) -> Callable[..., int | None]:
+    """The command's function, imported only now: each command pays only for the libraries it uses."""
+    function = command.replace("-", "_")
+    if command in HANDLED_BY:
+        return getattr(importlib.import_module(f"{__package__}.{HANDLED_BY[command]}"), function)
+    return importlib.import_module(f"{__package__}.{function}").main
+
+
 def kept_outputs(stage: str) -> str:
     """Restore the stage's last good outputs and say what the workspace now holds."""
-    from .files import locked_outputs, restore_outputs
+    from .core import locked_outputs, restore_outputs
 
     outputs = locked_outputs(stage)
     if not outputs:

@@ -17,8 +17,7 @@ from sklearn.linear_model import LogisticRegression
 from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import OneHotEncoder, StandardScaler
 
-from .errors import PipelineError
-from .files import LOCK_FILE, file_md5, locked_outputs, require, write_with
+from .core import LOCK_FILE, PipelineError, file_md5, locked_outputs, require, write_with
 
 ESTIMATORS = {
     "random_forest": RandomForestClassifier,

@@ -1,18 +1,211 @@
-"""Stage 1: raw CSV to clean, typed, stratified train and test Parquet files."""
+"""Stage 1: raw CSV to clean, typed, stratified train and test Parquet files; and `infer-schema`.
+
+Reading the raw CSV in the schema's types, with an error that names the fault when it cannot.
+Spreadsheets, databases and scripts export the same data in different dresses. These read as the
+same data: a UTF-8 byte-order mark or UTF-16 (Excel's "Unicode text"), Windows or old Mac line
+endings, quoted fields and headers, spaces around header names, a trailing delimiter, and, with
+`data.csv_delimiter: auto`, any of `,` `;` tab `|`. What cannot be read without guessing is refused
+with the actual problem: another 8-bit encoding, a header naming one column twice, a delimiter that
+two candidates fit equally. `predict` reads rows to score with the same reader.
+
+`infer-schema` drafts schema.yaml from a CSV, as TensorFlow Data Validation infers a schema: types,
+missing values, ranges, categories and statistics as the data has them now, with room to spare.
+Review it, then commit.
+"""
+
+import csv
+import io
+import math
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
+import yaml
 from sklearn.model_selection import train_test_split
 
-from .checks import failure_lines
-from .contract import contract_checks
-from .errors import PipelineError
-from .files import write_parquet
-from .params import load_params
-from .raw_data import read_raw_csv
-from .schema import Schema, check_params, load_schema
+from .core import PipelineError, failure_lines, load_params, write_parquet, write_with
+from .schema import Schema, check_params, contract_checks, load_schema, refuse_columns_outside
+
+# --- Reading the raw CSV
+DELIMITERS = (",", ";", "\t", "|")
+SNIFFED_LINES = 20
+BYTE_ORDER_MARKS = {b"\xef\xbb\xbf": "utf-8-sig", b"\xff\xfe": "utf-16", b"\xfe\xff": "utf-16"}
 
 
+@dataclass(frozen=True)
+class Dialect:
+    encoding: str
+    delimiter: str
+    header: list[str]  # column names as the file spells them
+
+
+def read_raw_csv(path: Path, schema: Schema, delimiter: str = ",", decimal: str = ".") -> pd.DataFrame:
+    """The raw CSV with the schema's columns in the schema's dtypes, or an error naming the fault."""
+    dialect, spelled = _header(path, schema, list(schema.columns), delimiter)
+    dtypes = schema.read_dtypes()
+    with _parse_errors(path, schema, dialect, spelled, decimal):
+        frame = _read_csv(path, dialect, decimal, {spelled[name]: dtype for name, dtype in dtypes.items()})
+    frame.columns = [name.strip() for name in frame.columns]
+    return frame[list(dtypes)]
+
+
+def read_csv_chunks(
+    path: Path, schema: Schema, required: list[str], delimiter: str, decimal: str, rows: int
+) -> Iterator[pd.DataFrame]:
+    """A CSV to score, `rows` at a time, in the schema's dtypes: every column must be one the schema
+    declares, and the `required` ones present; others, such as the target, may be there or not.
+    """
+    dialect, spelled = _header(path, schema, required, delimiter)
+    refuse_columns_outside(schema, path, list(spelled))
+    dtypes = schema.read_dtypes()
+    with _parse_errors(path, schema, dialect, spelled, decimal):
+        chunks = _read_csv(path, dialect, decimal, {raw: dtypes[name] for name, raw in spelled.items()}, chunksize=rows)
+        for chunk in chunks:
+            chunk.columns = [name.strip() for name in chunk.columns]
+            yield chunk
+
+
+def _read_csv(path: Path, dialect: Dialect, decimal: str, dtypes: dict[str, str], **options):
+    """The columns named in `dtypes`, as the file spells them, read in those dtypes."""
+    return pd.read_csv(
+        path,
+        sep=dialect.delimiter,
+        decimal=decimal,
+        usecols=list(dtypes),
+        dtype=dtypes,
+        encoding=dialect.encoding,
+        **options,
+    )
+
+
+def _header(path: Path, schema: Schema, required: list[str], delimiter: str) -> tuple[Dialect, dict[str, str]]:
+    """The file's dialect and its column names as spelled, once every required column is known present."""
+    dialect = sniff(path, delimiter)
+    spelled = _names_as_spelled(path, dialect.header)
+    missing = [name for name in required if name not in spelled]
+    if missing:
+        raise PipelineError(_missing_columns_message(path, list(spelled), missing, dialect))
+    return dialect, spelled
+
+
+@contextmanager
+def _parse_errors(path: Path, schema: Schema, dialect: Dialect, spelled: dict[str, str], decimal: str):
+    """pandas' parse errors as the fault in the file: its encoding, its shape, or the column holding text."""
+    try:
+        yield
+    except UnicodeDecodeError as error:
+        raise PipelineError(_encoding_message(path, error)) from None
+    except pd.errors.ParserError as error:
+        raise PipelineError(f"{path}: not a well-formed CSV: {error}") from None
+    except ValueError:
+        raise PipelineError(_type_error_message(path, schema, dialect, spelled, decimal)) from None
+
+
+def sniff(path: Path, delimiter: str = "auto") -> Dialect:
+    """The file's encoding, delimiter and header, once it is known to be text with a header and data rows."""
+    if not path.exists():
+        raise PipelineError(f"{path}: file not found; put your CSV there or set paths.raw in params.yaml")
+    if not path.is_file():
+        raise PipelineError(f"{path}: a folder, not a CSV file; name the CSV file itself")
+    if path.stat().st_size == 0:
+        raise PipelineError(f"{path}: the file is empty; it needs a header row and data rows")
+    with path.open("rb") as handle:
+        start = handle.read(4096)
+    encoding = next((name for mark, name in BYTE_ORDER_MARKS.items() if start.startswith(mark)), "utf-8")
+    if encoding == "utf-8" and b"\x00" in start:  # text never holds NUL bytes; Parquet, Excel, zip and pickles do
+        raise PipelineError(f"{path}: this is a binary file, not a CSV; export the data as CSV")
+    try:
+        with path.open(encoding=encoding, newline="") as handle:
+            lines = [line for _, line in zip(range(SNIFFED_LINES), handle, strict=False)]
+    except UnicodeDecodeError as error:
+        raise PipelineError(_encoding_message(path, error)) from None
+    if len(lines) < 2 or not any(line.strip() for line in lines[1:]):
+        raise PipelineError(f"{path}: a header but no data rows")
+    chosen = _delimiter(path, lines) if delimiter == "auto" else delimiter
+    header = next(csv.reader(io.StringIO(lines[0]), delimiter=chosen))
+    return Dialect(encoding, chosen, header)
+
+
+def _delimiter(path: Path, lines: list[str]) -> str:
+    """The one candidate that splits every sniffed line into the same number (two or more) of fields."""
+    widths = {}
+    for candidate in DELIMITERS:
+        counts = {len(row) for row in csv.reader(lines, delimiter=candidate) if row}
+        if len(counts) == 1 and counts != {1}:
+            widths[candidate] = counts.pop()
+    if len(widths) == 1:
+        return next(iter(widths))
+    if not widths:
+        raise PipelineError(
+            f"{path}: no delimiter among {', '.join(map(repr, DELIMITERS))} splits every line into the same "
+            "number of fields; set data.csv_delimiter in params.yaml, or fix the rows with extra fields"
+        )
+    raise PipelineError(
+        f"{path}: both {' and '.join(map(repr, widths))} split every line evenly, so the delimiter is "
+        "ambiguous; set data.csv_delimiter in params.yaml"
+    )
+
+
+def _names_as_spelled(path: Path, header: list[str]) -> dict[str, str]:
+    """Each trimmed column name with its spelling in the file; a name given twice is ambiguous."""
+    spelled: dict[str, str] = {}
+    for raw in header:
+        name = raw.strip()
+        if name in spelled and name:
+            raise PipelineError(
+                f"{path}: the header names column {name!r} twice ({spelled[name]!r} and {raw!r}), so which one "
+                "holds the data is ambiguous; rename or drop one"
+            )
+        spelled[name] = raw
+    return spelled
+
+
+def _encoding_message(path: Path, error: UnicodeDecodeError) -> str:
+    byte = error.object[error.start]
+    return (
+        f"{path}: not UTF-8 text (byte {byte:#04x} at offset {error.start}), probably another 8-bit encoding such "
+        "as Windows-1252 or Latin-1; which one cannot be told from the bytes: re-save or export the file as "
+        "UTF-8 CSV"
+    )
+
+
+def _missing_columns_message(path: Path, header: list[str], missing: list[str], dialect: Dialect) -> str:
+    message = f"{path}: missing columns {missing} required by the schema; found {header[:12]}"
+    if len(header) == 1:
+        guess = next((d for d in DELIMITERS if d != dialect.delimiter and d in header[0]), None)
+        if guess:
+            return f"{message}. The file seems delimited by {guess!r}: set data.csv_delimiter in params.yaml (or auto)"
+    return f"{message}. Rename the columns, or update schema.yaml if the change is intended"
+
+
+def _type_error_message(path: Path, schema: Schema, dialect: Dialect, spelled: dict[str, str], decimal: str) -> str:
+    """Find which numeric column holds text: read as text, then try each value as a number."""
+    numeric = [name for name, spec in schema.columns.items() if spec.is_numeric and name in spelled]
+    text = pd.read_csv(
+        path, sep=dialect.delimiter, usecols=[spelled[name] for name in numeric], dtype=str, encoding=dialect.encoding
+    )
+    for name in numeric:
+        values = text[spelled[name]].dropna()
+        bad = values[pd.to_numeric(values.str.replace(decimal, ".", regex=False), errors="coerce").isna()]
+        if not bad.empty:
+            examples = ", ".join(repr(value) for value in bad.unique()[:3])
+            other = "," if decimal == "." else "."
+            hint = (
+                f"; they look like decimal {'commas' if other == ',' else 'points'}: set data.csv_decimal to {other!r}"
+                if bad.str.fullmatch(rf"-?\d+\{other}\d+").all()
+                else "; fix those values, or declare the column categorical in schema.yaml"
+            )
+            return (
+                f"{path}: column '{name}' must be {schema.columns[name].type} but {len(bad)} rows hold text, "
+                f"e.g. {examples} (first at data row {bad.index[0] + 1}){hint}"
+            )
+    return f"{path}: could not parse the file as CSV with the schema's types"
+
+
+# --- The stage
 def clean(frame: pd.DataFrame, target: str) -> pd.DataFrame:
     """Trim whitespace around labels and drop rows whose target is missing."""
     for name in frame.select_dtypes("category").columns:
@@ -64,3 +257,72 @@ def main() -> None:
     write_parquet(train, params.paths.train)
     write_parquet(test, params.paths.test)
     print(f"preprocess: {len(raw)} raw rows -> {len(train)} train, {len(test)} test")
+
+
+# --- infer-schema
+CATEGORY_LIMIT = 50  # a text column with more distinct values is kept categorical without a closed list
+MISSING_MARGIN = 1.5  # the allowed missing rate is the observed one times this (rounded up)
+MEAN_MARGIN = 0.25  # the mean may move by this fraction of the spread before the check fails
+
+
+def column_spec(values: pd.Series) -> dict:
+    missing = float(values.isna().mean())
+    spec: dict = {"nullable": missing > 0}
+    if missing > 0:
+        spec["max_missing_rate"] = min(1.0, math.ceil(missing * MISSING_MARGIN * 100) / 100)
+    numbers = pd.to_numeric(values, errors="coerce")
+    if values.notna().any() and numbers.notna().sum() == values.notna().sum():
+        present = numbers.dropna()
+        whole = bool((present == present.round()).all())
+        mean, std = float(present.mean()), float(present.std(ddof=0))
+        return {
+            "type": "integer" if whole else "numeric",
+            **spec,
+            "min": _round(present.min(), floor=True),
+            "max": _round(present.max(), floor=False),
+            "mean_min": _round(mean - MEAN_MARGIN * std, floor=True),
+            "mean_max": _round(mean + MEAN_MARGIN * std, floor=False),
+        }
+    categories = sorted(values.dropna().astype(str).str.strip().unique())
+    if len(categories) <= CATEGORY_LIMIT:
+        spec["allowed"] = categories
+    return {"type": "categorical", **spec}
+
+
+def _round(value: float, floor: bool) -> float | int:
+    rounded = math.floor(value * 100) / 100 if floor else math.ceil(value * 100) / 100
+    return int(rounded) if rounded == int(rounded) else rounded
+
+
+def infer(frame: pd.DataFrame) -> dict:
+    return {
+        "dataset": {"min_rows": max(1, len(frame) // 2)},
+        "columns": {str(name): column_spec(frame[name]) for name in frame.columns},
+    }
+
+
+def infer_schema(data: str | None = None, output: str | None = None, force: bool = False) -> None:
+    params = load_params()
+    source = Path(data) if data else params.paths.raw
+    target = Path(output) if output else params.paths.contract
+    dialect = sniff(source, params.data.csv_delimiter)  # refuses what is not a CSV with rows: empty, binary, ...
+    if len(dialect.header) < 2:
+        raise PipelineError(
+            f"{source}: one column ({dialect.header[0][:40]!r}) is no data set to learn from: is "
+            f"data.csv_delimiter ({dialect.delimiter!r}) the file's delimiter?"
+        )
+    try:
+        frame = pd.read_csv(
+            source, sep=dialect.delimiter, dtype=str, keep_default_na=True, encoding=dialect.encoding
+        ).rename(columns=str.strip)
+    except (UnicodeDecodeError, pd.errors.ParserError, pd.errors.EmptyDataError) as error:
+        raise PipelineError(f"{source}: not a readable CSV ({error})") from None
+    written = target if force or not target.exists() else target.with_suffix(".draft" + target.suffix)
+    header_comment = (
+        f"# Drafted by infer-schema from {source} ({len(frame)} rows). REVIEW BEFORE COMMITTING:\n"
+        "# tighten or loosen ranges, categories, missing rates and means to what the data may be, not what it is.\n"
+    )
+    draft = header_comment + yaml.safe_dump(infer(frame), sort_keys=False, allow_unicode=True)
+    write_with(lambda handle: handle.write(draft.encode()), written)
+    kept = "" if written == target else f" ({target} exists and was kept: compare, then move the draft over it)"
+    print(f"infer-schema: wrote {written} for {frame.shape[1]} columns; review it before committing{kept}")

@@ -8,11 +8,9 @@ Follows GTO's conventions (https://dvc.org/doc/gto): a version tag `<artifact>@v
 import json
 from pathlib import Path
 
-from .drift import sample
-from .errors import PipelineError
-from .files import dvc, git, read_json, read_parquet, write_json, write_parquet
+from .core import Params, PipelineError, dvc, git, load_params, read_json, read_parquet, write_json, write_parquet
 from .model import verified_md5
-from .params import Params, load_params
+from .validate import sample
 
 STAGE = "prod"
 FIRST_VERSION = "v1.0.0"

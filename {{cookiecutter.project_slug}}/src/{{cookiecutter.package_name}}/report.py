@@ -4,17 +4,24 @@ Two halves. The edges (`collect`) run `dvc metrics diff`, `dvc params diff` and 
 with `git show` or `dvc.api`. The middle is pure: `build` turns those inputs into a report *model*
 (a JSON-ready dict) and `render_markdown` / `render_json` lay it out. The tests check the renderer
 against golden files, so `<command> report --base main` prints exactly what CI posts.
+
+`gitlab-note` creates, or updates in place, the one merge-request note that holds the report on
+GitLab. It reads GitLab CI's predefined variables (CI_API_V4_URL, CI_PROJECT_ID,
+CI_MERGE_REQUEST_IID) and a token from the masked CI/CD variable GITLAB_TOKEN (a project access token
+with the `api` scope).
 """
 
 import csv
 import io
 import json
 import math
+import os
+import urllib.error
+import urllib.request
 from pathlib import Path
 from typing import Any
 
-from .files import read_json, rounded, run_tool
-from .params import load_params
+from .core import PipelineError, load_params, read_json, rounded, run_tool
 
 MARKER = "<!-- dvc-pipeline-report -->"  # lets CI find and update its own comment
 GATE_STAGE = "gate"  # a failed gate leaves its stage unlocked; its verdict is current all the same
@@ -618,3 +625,48 @@ def command_name() -> str:
 def main(base: str = "main", format: str = "markdown") -> None:  # noqa: A002  (the CLI's option name)
     model = build(collect(base, command_name()))
     print(render_json(model) if format == "json" else render_markdown(model), end="")
+
+
+# --- GitLab note
+REQUIRED = ("CI_API_V4_URL", "CI_PROJECT_ID", "CI_MERGE_REQUEST_IID", "GITLAB_TOKEN")
+
+
+def call(method: str, url: str, token: str, payload: dict | None = None):
+    data = json.dumps(payload).encode() if payload is not None else None
+    request = urllib.request.Request(
+        url, data=data, method=method, headers={"PRIVATE-TOKEN": token, "Content-Type": "application/json"}
+    )
+    try:
+        with urllib.request.urlopen(request, timeout=30) as response:
+            return json.loads(response.read() or b"null")
+    except urllib.error.HTTPError as error:
+        raise PipelineError(f"GitLab API {method} {url} answered {error.code}: check GITLAB_TOKEN's scope") from None
+    except urllib.error.URLError as error:
+        raise PipelineError(f"GitLab API at {url} unreachable: {error.reason}") from None
+
+
+def upsert_note(api_url: str, project_id: str, merge_request_iid: str, token: str, body: str) -> str:
+    """Update the note that carries the report marker, or create it; returns what was done."""
+    notes_url = f"{api_url}/projects/{project_id}/merge_requests/{merge_request_iid}/notes"
+    notes = call("GET", f"{notes_url}?per_page=100&sort=asc&order_by=created_at", token)
+    ours = next((note for note in notes if MARKER in note.get("body", "")), None)
+    if ours:
+        call("PUT", f"{notes_url}/{ours['id']}", token, {"body": body})
+        return "updated"
+    call("POST", notes_url, token, {"body": body})
+    return "created"
+
+
+def gitlab_note(file: str) -> None:
+    missing = [name for name in REQUIRED if not os.environ.get(name)]
+    if missing:
+        raise PipelineError(f"set {', '.join(missing)}: this command runs in a GitLab merge-request pipeline")
+    env = os.environ
+    done = upsert_note(
+        env["CI_API_V4_URL"],
+        env["CI_PROJECT_ID"],
+        env["CI_MERGE_REQUEST_IID"],
+        env["GITLAB_TOKEN"],
+        Path(file).read_text(),
+    )
+    print(f"gitlab-note: {done} the report note on merge request !{env['CI_MERGE_REQUEST_IID']}")

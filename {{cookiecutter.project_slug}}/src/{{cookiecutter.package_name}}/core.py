@@ -1,0 +1,476 @@
+"""The pandas-free core every command shares: errors and exit statuses, typed params, files, checks.
+
+- Errors: `PipelineError` is the one exception for problems a user can cause and fix; the exit
+  statuses say what happened.
+- Files: every write goes to an unnamed temporary file in the target's folder, which is given the
+  target's name only when it is complete, so a stage killed part-way (even by SIGKILL) leaves neither
+  a truncated file nor a temporary one behind. DVC deletes a stage's outputs before running it, so a
+  stage that fails puts back, from DVC's cache, the outputs dvc.lock records for it
+  (`restore_outputs`). Git and DVC run through one wrapper, `run_tool`.
+- Checks: one record for every pass/fail check, shared by validate and gate, and how it is reported.
+- Params: params.yaml, typed. `load_params()` checks the whole file before a stage does any work, so
+  a mistake is one line naming the key, the value and what is allowed, never a traceback half-way
+  through a run. Keys that name columns are checked against the data contract by
+  `schema.check_params`.
+
+pandas, NumPy and scikit-learn are imported only inside the functions that need them: the gate
+imports this module and nothing heavier.
+"""
+
+import errno
+import hashlib
+import json
+import math
+import os
+import shutil
+import subprocess
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import IO, TYPE_CHECKING, Annotated, Any, Literal, TypeVar
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+# --- Errors and exit statuses
+PASSED = 0  # the command did its work; for the gate, every check passed
+GATE_FAILED = 1  # the gate ran and a check failed: the candidate may not replace production
+USER_ERROR = 2  # bad data, params, contract, files or remote: the message names the problem and its fix
+INTERNAL_ERROR = 3  # a bug: the traceback is printed, to be reported
+INTERRUPTED = 130  # Ctrl-C, as shells report it
+
+
+class PipelineError(Exception):
+    """Bad data, bad params, a missing file or remote: the message names the problem and its fix.
+
+    The command line prints the message without a traceback and exits with USER_ERROR.
+    """
+
+
+class ChecksFailed(PipelineError):
+    """A stage ran to the end and its verdict is a failure, written to its report (validate's checks).
+
+    Its outputs are that report, so they are kept as written rather than restored.
+    """
+
+
+# --- Files
+if TYPE_CHECKING:
+    import pandas as pd
+
+LOCK_FILE = Path("dvc.lock")
+DIGITS = 6  # decimals every recorded figure keeps: finer than any real difference, and stable bytes in git
+
+
+def rounded(value: float) -> float:
+    """A figure as the metrics files record it."""
+    return round(float(value), DIGITS)
+
+
+@contextmanager
+def replaced_atomically(path: Path) -> Iterator[IO[bytes]]:
+    """A binary file to write; it replaces `path` only if the block finishes without error."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    descriptor = _unnamed_file(path.parent)
+    if descriptor is None:
+        with _named_partial(path) as handle:
+            yield handle
+        return
+    with os.fdopen(descriptor, "wb") as handle:
+        yield handle
+        handle.flush()
+        named = path.with_name(f".{path.name}.{os.getpid()}.partial")
+        folder = os.open(path.parent, os.O_RDONLY)
+        try:  # a directory descriptor makes Python call linkat(AT_SYMLINK_FOLLOW), which names the unnamed file
+            os.link(f"/proc/self/fd/{descriptor}", named, src_dir_fd=folder, follow_symlinks=True)
+        finally:
+            os.close(folder)
+        os.replace(named, path)
+
+
+def _unnamed_file(folder: Path) -> int | None:
+    """A file in `folder` with no name, which vanishes if the process dies; None where the system has none."""
+    try:
+        return os.open(folder, os.O_TMPFILE | os.O_WRONLY, 0o644)
+    except AttributeError:  # not Linux
+        return None
+    except OSError as error:
+        if error.errno in (errno.EOPNOTSUPP, errno.EISDIR, errno.EINVAL):  # a file system without it
+            return None
+        raise
+
+
+@contextmanager
+def _named_partial(path: Path) -> Iterator[IO[bytes]]:
+    partial = path.with_name(f".{path.name}.partial")
+    try:
+        with partial.open("wb") as handle:
+            yield handle
+        os.replace(partial, path)
+    finally:
+        partial.unlink(missing_ok=True)
+
+
+def require(path: Path) -> Path:
+    if not path.exists():
+        raise PipelineError(f"{path} not found: run `dvc repro` so the earlier stages write it")
+    return path
+
+
+def read_parquet(path: Path, columns: list[str] | None = None) -> "pd.DataFrame":
+    import pandas as pd  # here, not at the top: the gate reads only JSON and starts sooner without it
+
+    return pd.read_parquet(require(path), columns=columns)
+
+
+def write_parquet(frame: "pd.DataFrame", path: Path) -> None:
+    with replaced_atomically(path) as handle:
+        frame.to_parquet(handle, index=False)
+
+
+def read_json(path: Path) -> Any:
+    return json.loads(require(path).read_text())
+
+
+def write_json(data: Any, path: Path) -> None:
+    """Stable bytes for the same data (sorted keys, fixed indentation), and strict JSON: no NaN or Infinity."""
+    _refuse_non_finite(data, path, [])
+    with replaced_atomically(path) as handle:
+        handle.write((json.dumps(data, indent=2, sort_keys=True, allow_nan=False) + "\n").encode())
+
+
+def _refuse_non_finite(data: Any, path: Path, keys: list[str]) -> None:
+    if isinstance(data, float) and not math.isfinite(data):
+        raise PipelineError(
+            f"{path}: '{'.'.join(keys)}' came out {data}, which is not a number: that measure is undefined "
+            "for this data (one class in the labels? a constant column?); nothing was written"
+        )
+    children = data.items() if isinstance(data, dict) else enumerate(data) if isinstance(data, list) else ()
+    for key, value in children:
+        _refuse_non_finite(value, path, [*keys, str(key)])
+
+
+def write_with(save: Callable[[IO[bytes]], None], path: Path) -> None:
+    """Write `path` with a library's own save function (e.g. joblib.dump into a file), atomically."""
+    with replaced_atomically(path) as handle:
+        save(handle)
+
+
+def file_md5(path: Path) -> str:
+    with path.open("rb") as handle:
+        return hashlib.file_digest(handle, "md5").hexdigest()
+
+
+def locked_outputs(stage: str | None = None, lock_file: Path = LOCK_FILE) -> dict[Path, str]:
+    """The md5 that dvc.lock records for each output of `stage` (of every stage when None)."""
+    if not lock_file.is_file():
+        return {}
+    stages = (yaml.safe_load(lock_file.read_text()) or {}).get("stages") or {}
+    chosen = [stages.get(stage) or {}] if stage else list(stages.values())
+    return {Path(out["path"]): out["md5"] for entry in chosen for out in entry.get("outs", [])}
+
+
+def restore_outputs(outputs: dict[Path, str]) -> list[Path]:
+    """Put back, from DVC's cache, each of a stage's `outputs` (path: md5 in dvc.lock) that no longer
+    matches its md5; returns those it restored.
+
+    DVC deletes a stage's outputs before it runs the stage, and records new hashes only when the stage
+    succeeds, so after a failure dvc.lock still names the last good outputs. Those that DVC caches are
+    copied back; those kept in git (metrics, plots) are declared `persist: true`, so DVC never deletes them.
+    """
+    from dvc.repo import Repo  # only on the failure path: DVC's import costs half a second
+
+    restored = []
+    with Repo(".") as repo:
+        cache = repo.cache.local
+        for path, md5 in outputs.items():
+            if md5.endswith(".dir"):
+                restored += _restore_directory(path, Path(cache.oid_to_path(md5)), cache.oid_to_path)
+            elif _restore_file(path, md5, Path(cache.oid_to_path(md5))):
+                restored.append(path)
+    return restored
+
+
+def _restore_directory(directory: Path, manifest: Path, cached: Callable[[str], str]) -> list[Path]:
+    if not manifest.is_file():
+        return []
+    entries = json.loads(manifest.read_text())
+    wanted = {directory / entry["relpath"] for entry in entries}
+    if directory.is_dir():
+        for stray in [path for path in directory.rglob("*") if path.is_file() and path not in wanted]:
+            stray.unlink()  # written by the failed run: not part of the last good output
+    changed = [_restore_file(directory / e["relpath"], e["md5"], Path(cached(e["md5"]))) for e in entries]
+    return [directory] if any(changed) else []
+
+
+def _restore_file(path: Path, md5: str, cached: Path) -> bool:
+    """Copy the cached object to `path` unless `path` already holds it; False when nothing was copied."""
+    if not cached.is_file() or (path.is_file() and file_md5(path) == md5):
+        return False
+    with replaced_atomically(path) as handle, cached.open("rb") as source:
+        shutil.copyfileobj(source, handle)
+    return True
+
+
+def run_tool(*args: str, check: bool = True) -> subprocess.CompletedProcess:
+    """A git or dvc command with its output captured; with `check`, a failure is a PipelineError quoting it."""
+    try:
+        result = subprocess.run(list(args), capture_output=True, text=True)
+    except FileNotFoundError:
+        raise PipelineError(
+            f"`{args[0]}` is not on PATH: activate the project's environment (`. .venv/bin/activate`) first"
+        ) from None
+    if check and result.returncode != 0:
+        raise PipelineError(f"{' '.join(args)} failed: {(result.stderr or result.stdout).strip()}")
+    return result
+
+
+def git(*args: str) -> str:
+    return run_tool("git", *args).stdout
+
+
+def dvc(*args: str) -> str:
+    return run_tool("dvc", *args).stdout
+
+
+# --- Checks
+if TYPE_CHECKING:
+    import pandas as pd
+
+EXAMPLES_SHOWN = 3
+
+
+@dataclass(frozen=True)
+class Check:
+    name: str
+    passed: bool
+    value: Any = None
+    threshold: Any = None
+    column: str | None = None
+    detail: str = ""
+
+    def line(self) -> str:
+        """One line a person reads: what failed, the value against its threshold, and how to fix it."""
+        where = f"column '{self.column}': " if self.column else ""
+        measured = "" if self.value is None else f" (value {self.value}, threshold {self.threshold})"
+        detail = f" - {self.detail}" if self.detail else ""
+        return f"{where}{self.name}{measured}{detail}"
+
+
+def report(checks: Iterable[Check]) -> dict[str, Any]:
+    """The JSON body of a metrics file: overall verdict, counts, and every check."""
+    checks = list(checks)
+    failed = [check for check in checks if not check.passed]
+    return {
+        "passed": not failed,
+        "checks_total": len(checks),
+        "checks_failed": len(failed),
+        "checks": [asdict(check) for check in checks],
+    }
+
+
+def failure_lines(checks: Iterable[Check]) -> list[str]:
+    return [check.line() for check in checks if not check.passed]
+
+
+def examples(values: "pd.Series") -> str:
+    """A few distinct values of a column, sorted, for a message that shows what broke a check."""
+    shown = sorted({str(value) for value in values.head(100)})[:EXAMPLES_SHOWN]
+    return ", ".join(repr(value) for value in shown)
+
+
+# --- Params
+PARAMS_FILE = Path("params.yaml")
+Model = TypeVar("Model", bound=BaseModel)
+
+Fraction = Annotated[float, Field(ge=0, le=1)]
+OpenFraction = Annotated[float, Field(gt=0, lt=1)]
+Positive = Annotated[float, Field(gt=0)]
+Count = Annotated[int, Field(ge=1)]
+Seed = Annotated[int, Field(ge=0)]
+
+
+class Section(BaseModel):
+    """A section of params.yaml: unknown keys are errors, so a typo never silently falls back to a default."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
+
+
+class Paths(Section):
+    raw: Path
+    contract: Path = Field(alias="schema")
+    train: Path
+    test: Path
+    model: Path
+    learning_curve: Path
+    validation: Path
+    evaluation: Path
+    latency: Path
+    fairness: Path
+    robustness: Path
+    predictions: Path
+    gate: Path
+    baseline: Path
+    reference: Path
+    drift_report: Path
+    plots: Path
+
+
+class Data(Section):
+    target: Annotated[str, Field(min_length=1)]
+    positive_class: str | int | float
+    csv_delimiter: Annotated[str, Field(pattern=r"^(auto|.)$")]  # one character, or auto: sniffed
+    csv_decimal: Literal[".", ","] = "."
+
+
+class ValidateSettings(Section):
+    drift_psi_max: Positive
+    drifted_share_max: Fraction
+    psi_bins: Annotated[int, Field(ge=2, le=1000)]
+    sample_rows: Annotated[int, Field(ge=10)]
+    reference_rows: Annotated[int, Field(ge=10)]
+    seed: Seed
+
+
+class Split(Section):
+    test_size: OpenFraction
+    seed: Seed
+
+
+class LearningCurve(Section):
+    train_sizes: Annotated[list[Annotated[float, Field(gt=0, le=1)]], Field(min_length=1)]
+    folds: Annotated[int, Field(ge=2, le=20)]
+    max_rows: Annotated[int, Field(ge=20)]
+
+
+Hyperparameters = dict[str, Any]
+
+
+class Train(Section):
+    estimator: Literal["hist_gradient_boosting", "random_forest", "logistic_regression", "gradient_boosting"]
+    seed: Seed
+    exclude_columns: list[str]
+    learning_curve: LearningCurve
+    random_forest: Hyperparameters = {}
+    logistic_regression: Hyperparameters = {}
+    gradient_boosting: Hyperparameters = {}
+    hist_gradient_boosting: Hyperparameters = {}
+
+    @property
+    def hyperparameters(self) -> Hyperparameters:
+        """The chosen estimator's hyper-parameters, as params.yaml gives them."""
+        return getattr(self, self.estimator)
+
+
+class Fairness(Section):
+    sensitive: list[str]
+
+
+class Robustness(Section):
+    metric: Annotated[str, Field(min_length=1)]
+    seed: Seed
+    noise_scale: Annotated[float, Field(ge=0, le=10)]
+    missing_rate: Fraction
+    swap_rate: Fraction
+    max_rows: Annotated[int, Field(ge=10)]
+
+
+class Evaluate(Section):
+    decision_threshold: Fraction
+    latency_rows: Annotated[int, Field(ge=1, le=100_000)]
+    latency_repeats: Annotated[int, Field(ge=1, le=50)]
+    fairness: Fairness
+    robustness: Robustness
+
+
+class Comparison(Section):
+    metric: Annotated[str, Field(min_length=1)]
+    min_ratio: Positive
+
+
+class DataQuality(Section):
+    missing_rate_max: Fraction
+
+
+class GateFairness(Section):
+    max_gap: Fraction
+
+
+class GateRobustness(Section):
+    max_drop: Fraction
+
+
+class Gate(Section):
+    performance: dict[str, float]
+    comparison: Comparison
+    data_quality: DataQuality
+    fairness: GateFairness
+    robustness: GateRobustness
+
+    @field_validator("performance")
+    @classmethod
+    def _bounds_are_named(cls, thresholds: dict[str, float]) -> dict[str, float]:
+        wrong = sorted(key for key in thresholds if not key.endswith(("_min", "_max")))
+        if wrong:
+            raise ValueError(f"{wrong}: threshold keys are <metric>_min or <metric>_max, e.g. f1_min")
+        return thresholds
+
+
+class Serve(Section):
+    """The model service and batch scoring; read by no DVC stage, so changing them re-runs nothing."""
+
+    host: Annotated[str, Field(min_length=1)]
+    port: Annotated[int, Field(ge=1, le=65535)]
+    workers: Annotated[int, Field(ge=1, le=64)]
+    max_rows: Annotated[int, Field(ge=1, le=100_000)]
+    max_body_bytes: Annotated[int, Field(ge=1024)]
+    graceful_shutdown_seconds: Annotated[float, Field(ge=0, le=600)]
+    prediction_log: Path
+    batch_rows: Annotated[int, Field(ge=1, le=10_000_000)]
+
+
+class Params(Section):
+    paths: Paths
+    data: Data
+    validation: ValidateSettings = Field(alias="validate")
+    split: Split
+    train: Train
+    evaluate: Evaluate
+    gate: Gate
+    serve: Serve
+
+
+def load_params(path: Path = PARAMS_FILE) -> Params:
+    """Every param, typed and checked; a PipelineError with one line per mistake otherwise."""
+    if not path.is_file():
+        raise PipelineError(f"{path} not found: run the command from the project's root folder")
+    try:
+        raw = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except (yaml.YAMLError, UnicodeDecodeError) as error:
+        raise PipelineError(f"{path} is not valid YAML: {error}") from None
+    return validated(Params, raw, path)
+
+
+def validated(model: type[Model], raw: Any, path: Path) -> Model:
+    """`raw` as `model`, or a PipelineError listing each wrong key with its value and what is allowed."""
+    if not isinstance(raw, dict):
+        raise PipelineError(f"{path} must hold a mapping of keys to values, not {type(raw).__name__}")
+    try:
+        return model.model_validate(raw)
+    except ValidationError as error:
+        lines = [_error_line(path, problem) for problem in error.errors()]
+        raise PipelineError("\n  ".join(lines)) from None
+
+
+def _error_line(path: Path, problem: Any) -> str:
+    key = ".".join(str(part) for part in problem["loc"])
+    message = problem["msg"].removeprefix("Value error, ")
+    if problem["type"] == "missing":
+        return f"{path}: '{key}' is missing: add it (see the README's param table)"
+    if problem["type"] == "extra_forbidden":
+        return f"{path}: '{key}' is not a known key: remove it or fix its spelling"
+    if problem["type"] == "value_error":  # a check across keys: the message names the values
+        return f"{path}: '{key}': {message}"
+    value = repr(problem["input"])
+    return f"{path}: '{key}' is {value if len(value) <= 80 else value[:77] + '...'}: {message}"
