@@ -32,10 +32,9 @@ import numpy as np
 import pandas as pd
 from sklearn import metrics as skm
 from sklearn.metrics import get_scorer
-from sklearn.utils import resample
 from threadpoolctl import threadpool_limits
 
-from .core import PipelineError, Robustness, load_params, read_parquet, rounded, write_json
+from .core import PipelineError, Robustness, load_params, read_parquet, rounded, sample_positions, write_json
 from .model import binary_labels, load_model
 from .schema import check_params, load_schema
 
@@ -226,10 +225,8 @@ def robustness_report(
     On a seeded sample of at most `max_rows` rows: four scorings of the whole test set would cost more
     than the rest of evaluate at 10M rows, and the drop is a difference of two scores on the same rows.
     """
-    if len(features) > settings.max_rows:
-        features, labels = resample(
-            features, labels, n_samples=settings.max_rows, replace=False, stratify=labels, random_state=seed
-        )
+    kept = sample_positions(len(features), settings.max_rows, seed, labels)
+    features, labels = features.iloc[kept], labels[kept]
     perturbations = {
         "numeric_noise": lambda rng: add_numeric_noise(features, settings.noise_scale, rng),
         "missing_values": lambda rng: inject_missing(features, settings.missing_rate, rng),

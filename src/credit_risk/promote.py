@@ -8,9 +8,19 @@ Follows GTO's conventions (https://dvc.org/doc/gto): a version tag `<artifact>@v
 import json
 from pathlib import Path
 
-from .core import Params, PipelineError, dvc, git, load_params, read_json, read_parquet, write_json, write_parquet
-from .model import verified_md5
-from .validate import sample
+from .core import (
+    Params,
+    PipelineError,
+    dvc,
+    git,
+    load_params,
+    read_json,
+    read_parquet,
+    sample_positions,
+    write_json,
+    write_parquet,
+)
+from .model import binary_labels, verified_md5
 
 STAGE = "prod"
 FIRST_VERSION = "v1.0.0"
@@ -94,8 +104,10 @@ def main() -> None:
     recorded = [str(path) for path in (paths.baseline, paths.reference, paths.validation, paths.gate)]
     recorded.append("dvc.lock")
     write_json(baseline, paths.baseline)
-    reference = sample(read_parquet(paths.train), settings.reference_rows, settings.seed)
-    write_parquet(reference.drop(columns=[params.data.target]), paths.reference)
+    train = read_parquet(paths.train)
+    labels = binary_labels(train.pop(params.data.target), params.data.positive_class)
+    kept = sample_positions(len(train), settings.reference_rows, settings.seed, labels)
+    write_parquet(train.iloc[kept], paths.reference)
     try:
         dvc("repro", "--quiet")  # the gate re-runs against its new baseline, so dvc.lock stays current
         git("add", *recorded)

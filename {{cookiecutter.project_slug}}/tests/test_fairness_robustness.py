@@ -190,7 +190,7 @@ def test_largest_drop_is_reported():
 
 def test_a_large_test_set_is_perturbed_on_a_seeded_sample_with_its_own_labels():
     settings = Robustness(metric="roc_auc", seed=0, noise_scale=0.1, missing_rate=0.1, swap_rate=0.1, max_rows=50)
-    labels = FEATURES["amount"].to_numpy() * 2
+    labels = (FEATURES["amount"].to_numpy() > FEATURES["amount"].median()).astype(int)
     calls = []
 
     def score(frame, frame_labels):
@@ -200,5 +200,6 @@ def test_a_large_test_set_is_perturbed_on_a_seeded_sample_with_its_own_labels():
     robustness_report(score, FEATURES, labels, settings, seed=0)
     robustness_report(score, FEATURES, labels, settings, seed=0)
     rows, clean_labels = calls[0]
-    assert len(rows) == 50 and clean_labels == [2.0 * row for row in rows]
+    assert len(rows) == 50 and clean_labels == [labels[FEATURES.index.get_loc(row)] for row in rows]
+    assert sum(clean_labels) == 25  # stratified: half the rows are positive, as in the full set
     assert all(call == calls[0] for call in calls)

@@ -1,10 +1,11 @@
 import re
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import pytest
 
-from {{ cookiecutter.package_name }}.core import PipelineError, write_json, write_with
+from {{ cookiecutter.package_name }}.core import PipelineError, sample_positions, write_json, write_with
 from {{ cookiecutter.package_name }}.preprocess import read_raw_csv
 from {{ cookiecutter.package_name }}.schema import ColumnSpec, Schema
 
@@ -109,3 +110,18 @@ def test_json_never_holds_nan_or_infinity(tmp_path, value):
     with pytest.raises(PipelineError, match=r"'scores.0.auc' came out (nan|inf)"):
         write_json({"scores": [{"auc": value}]}, tmp_path / "m.json")
     assert not (tmp_path / "m.json").exists()
+
+
+@pytest.mark.parametrize("size, rows", [(1000, 100), (1001, 333), (50, 7)])
+def test_the_sampler_keeps_each_strata_share_and_its_seed(size, rows):
+    strata = np.arange(size) % 3 == 0  # a third in one stratum
+    positions = sample_positions(size, rows, seed=1, strata=strata.astype(int))
+    assert len(positions) == rows == len(set(positions.tolist()))
+    assert positions.tolist() == sorted(positions.tolist())
+    assert abs(strata[positions].sum() - rows * strata.mean()) < 1
+    assert positions.tolist() == sample_positions(size, rows, seed=1, strata=strata.astype(int)).tolist()
+    assert positions.tolist() != sample_positions(size, rows, seed=2, strata=strata.astype(int)).tolist()
+
+
+def test_the_sampler_takes_every_row_when_asked_for_as_many():
+    assert sample_positions(5, 9, seed=0).tolist() == [0, 1, 2, 3, 4]

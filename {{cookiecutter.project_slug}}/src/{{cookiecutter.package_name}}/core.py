@@ -33,6 +33,10 @@ from typing import IO, TYPE_CHECKING, Annotated, Any, Literal, TypeVar
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
+if TYPE_CHECKING:
+    import numpy as np
+    import pandas as pd
+
 # --- Errors and exit statuses
 PASSED = 0  # the command did its work; for the gate, every check passed
 GATE_FAILED = 1  # the gate ran and a check failed: the candidate may not replace production
@@ -56,9 +60,6 @@ class ChecksFailed(PipelineError):
 
 
 # --- Files
-if TYPE_CHECKING:
-    import pandas as pd
-
 LOCK_FILE = Path("dvc.lock")
 DIGITS = 6  # decimals every recorded figure keeps: finer than any real difference, and stable bytes in git
 
@@ -127,6 +128,32 @@ def read_parquet(path: Path, columns: list[str] | None = None) -> "pd.DataFrame"
 def write_parquet(frame: "pd.DataFrame", path: Path) -> None:
     with replaced_atomically(path) as handle:
         frame.to_parquet(handle, index=False)
+
+
+def sample_positions(size: int, rows: int, seed: int, strata: "np.ndarray | None" = None) -> "np.ndarray":
+    """Sorted positions of a seeded sample, without replacement, of `rows` of `size` rows (all if fewer).
+
+    With `strata` (an integer code per row, such as the label), every stratum keeps its share of the
+    sample, rounded by largest remainder so that the shares add up to `rows`. The one sampler behind
+    the split, the drift samples, the reference, the learning curve and the robustness check.
+    """
+    import numpy as np  # here: the gate never samples
+
+    if rows >= size:
+        return np.arange(size)
+    generator = np.random.default_rng(seed)
+    if strata is None:
+        return np.sort(generator.choice(size, size=rows, replace=False))
+    counts = np.bincount(strata)
+    exact = counts * rows / size
+    quota = np.floor(exact).astype(int)
+    quota[np.argsort(quota - exact, kind="stable")[: rows - quota.sum()]] += 1
+    chosen = [
+        generator.choice(np.flatnonzero(strata == code), size=take, replace=False)
+        for code, take in enumerate(quota)
+        if take
+    ]
+    return np.sort(np.concatenate(chosen))
 
 
 def read_json(path: Path) -> Any:
@@ -235,9 +262,6 @@ def dvc(*args: str) -> str:
 
 
 # --- Checks
-if TYPE_CHECKING:
-    import pandas as pd
-
 EXAMPLES_SHOWN = 3
 
 

@@ -11,9 +11,8 @@ import numpy as np
 import pandas as pd
 from sklearn.model_selection import StratifiedKFold, learning_curve
 from sklearn.pipeline import Pipeline
-from sklearn.utils import resample
 
-from .core import LearningCurve, PipelineError, load_params, read_json, read_parquet, rounded
+from .core import LearningCurve, PipelineError, load_params, read_json, read_parquet, rounded, sample_positions
 from .model import binary_labels, build_pipeline, make_estimator, save_model
 from .schema import check_params, load_schema
 
@@ -29,10 +28,8 @@ def log_learning_curve(
     """
     from dvclive import Live  # imported here: only training logs curves
 
-    if len(features) > settings.max_rows:
-        features, labels = resample(
-            features, labels, n_samples=settings.max_rows, replace=False, stratify=labels, random_state=seed
-        )
+    kept = sample_positions(len(features), settings.max_rows, seed, labels)
+    features, labels = features.iloc[kept], labels[kept]
     sizes, train_scores, validation_scores = learning_curve(
         model,
         features,

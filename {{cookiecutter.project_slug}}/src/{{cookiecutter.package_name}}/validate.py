@@ -28,6 +28,7 @@ from .core import (
     read_parquet,
     report,
     rounded,
+    sample_positions,
     write_json,
     write_with,
 )
@@ -104,10 +105,6 @@ def write_no_reference_page(report_path: Path) -> None:
     write_with(lambda handle: handle.write(NO_REFERENCE_PAGE.encode()), report_path)
 
 
-def sample(frame: pd.DataFrame, rows: int, seed: int) -> pd.DataFrame:
-    return frame if len(frame) <= rows else frame.sample(n=rows, random_state=seed)
-
-
 @contextmanager
 def seeded_ids(seed: int) -> Iterator[None]:
     """Evidently names its widgets with random UUIDs (uuid4, and time-based uuid7); seeded ones give the
@@ -137,7 +134,9 @@ def drift_checks(
         write_no_reference_page(report_path)
         return [Check("drift: reference present", True, detail="no reference: no model has been promoted yet")]
     columns = [column for column in reference.columns if column in current.columns]
-    shared = [sample(frame[columns], settings.sample_rows, seed) for frame in (reference, current)]
+    shared = [
+        frame.iloc[sample_positions(len(frame), settings.sample_rows, seed)][columns] for frame in (reference, current)
+    ]
     share = evidently_drift(*shared, report_path, seed)
     return [
         *psi_checks(reference, current, columns, settings.psi_bins, settings.drift_psi_max),
