@@ -130,15 +130,20 @@ def _literal_number(node: ast.AST) -> float | None:
     return value if isinstance(value, int | float) and not isinstance(value, bool) else None
 
 
+def rule_holds(frame: pd.DataFrame, name: str, expression: str) -> pd.Series:
+    """Whether the rule holds on each row; a row missing one of its columns holds (see the module's doc)."""
+    complete = frame[sorted(parse_rule(name, expression, set(frame.columns)))].dropna()
+    holds = complete.astype({c: "object" for c in complete.select_dtypes("category").columns}).eval(
+        expression, engine="python"
+    )
+    return holds.astype(bool).reindex(frame.index, fill_value=True)
+
+
 def check_rules(frame: pd.DataFrame, rules: dict[str, str], label: str) -> list[Check]:
     checks = []
     for name, expression in sorted(rules.items()):
         used = sorted(parse_rule(name, expression, set(frame.columns)))
-        complete = frame[used].dropna()
-        holds = complete.astype({c: "object" for c in complete.select_dtypes("category").columns}).eval(
-            expression, engine="python"
-        )
-        broken = complete.loc[~holds.astype(bool)]
+        broken = frame.loc[~rule_holds(frame, name, expression), used]
         example = examples(broken[used].astype(str).agg(", ".join, axis=1)) if len(broken) else ""
         checks.append(
             Check(

@@ -23,9 +23,17 @@ from {{ cookiecutter.package_name }}.evaluate import (
     inject_missing,
     robustness_report,
     swap_categories,
+    within_rules,
 )
+from {{ cookiecutter.package_name }}.schema import ColumnSpec, Schema, rule_holds
 
 FEATURES = pd.DataFrame({"amount": np.arange(200, dtype=float), "colour": pd.Categorical(["red", "blue"] * 100)})
+CONTRACT = Schema(
+    columns={
+        "amount": ColumnSpec(type="numeric", nullable=True, min=0),
+        "colour": ColumnSpec(type="categorical", nullable=True),
+    }
+)
 
 
 def test_equal_treatment_has_no_gap_and_unequal_treatment_shows_it():
@@ -171,19 +179,40 @@ def test_awkward_groups_together_match_fairlearn_and_the_report_takes_the_larges
 
 def test_perturbations_change_the_data_as_asked_and_are_seeded():
     rng = lambda: np.random.default_rng(0)  # noqa: E731
-    noisy = add_numeric_noise(FEATURES, 0.1, rng())
+    noisy = add_numeric_noise(FEATURES, 0.1, rng(), CONTRACT)
     assert not noisy["amount"].equals(FEATURES["amount"])
-    assert noisy["amount"].equals(add_numeric_noise(FEATURES, 0.1, rng())["amount"])
-    assert inject_missing(FEATURES, 0.5, rng()).isna().mean().between(0.35, 0.65).all()
-    swapped = swap_categories(FEATURES, 1.0, rng())
+    assert noisy["amount"].equals(add_numeric_noise(FEATURES, 0.1, rng(), CONTRACT)["amount"])
+    assert inject_missing(FEATURES, 0.5, rng(), CONTRACT).isna().mean().between(0.35, 0.65).all()
+    swapped = swap_categories(FEATURES, 1.0, rng(), CONTRACT)
     assert set(swapped["colour"].cat.categories) == {"blue", "red"}
     assert (swapped["colour"] != FEATURES["colour"]).any()
+
+
+def test_perturbed_data_stays_inside_the_contract():
+    """Data the contract refuses never reaches the model, so robustness is measured on data it accepts."""
+    features = pd.DataFrame({"age": np.arange(18.0, 68.0), "amount": np.arange(50.0) * 100, "months": 12.0})
+    contract = Schema(
+        columns={
+            "age": ColumnSpec(type="integer", min=18, max=67),
+            "amount": ColumnSpec(type="numeric", nullable=True),
+            "months": ColumnSpec(type="integer", nullable=True),
+        },
+        rules={"small_loans_are_short": "amount > 2000 or months <= 12"},
+    )
+    rng = np.random.default_rng(0)
+    noisy = within_rules(add_numeric_noise(features, 3.0, rng, contract), features, contract)
+    assert noisy["age"].between(18, 67).all() and (noisy["age"] == noisy["age"].round()).all()
+    assert not noisy["age"].equals(features["age"])
+    assert rule_holds(noisy, "small_loans_are_short", contract.rules["small_loans_are_short"]).all()
+    blanked = inject_missing(features, 0.5, rng, contract)
+    assert blanked["age"].notna().all() and blanked["amount"].isna().any()
 
 
 def test_largest_drop_is_reported():
     settings = Robustness(metric="roc_auc", seed=0, noise_scale=0.1, missing_rate=0.5, swap_rate=0.5, max_rows=1000)
     labels = np.zeros(len(FEATURES))
-    report = robustness_report(lambda frame, _: 1.0 - frame.isna().mean().mean(), FEATURES, labels, settings, seed=0)
+    score = lambda frame, _: 1.0 - frame.isna().mean().mean()  # noqa: E731
+    report = robustness_report(score, FEATURES, labels, settings, seed=0, schema=CONTRACT)
     assert report["clean"] == 1.0
     assert report["max_drop"] == report["drop"]["missing_values"] > 0.3
 
@@ -197,8 +226,8 @@ def test_a_large_test_set_is_perturbed_on_a_seeded_sample_with_its_own_labels():
         calls.append((frame.index.tolist(), frame_labels.tolist()))
         return 1.0
 
-    robustness_report(score, FEATURES, labels, settings, seed=0)
-    robustness_report(score, FEATURES, labels, settings, seed=0)
+    robustness_report(score, FEATURES, labels, settings, seed=0, schema=CONTRACT)
+    robustness_report(score, FEATURES, labels, settings, seed=0, schema=CONTRACT)
     rows, clean_labels = calls[0]
     assert len(rows) == 50 and clean_labels == [labels[FEATURES.index.get_loc(row)] for row in rows]
     assert sum(clean_labels) == 25  # stratified: half the rows are positive, as in the full set
