@@ -52,6 +52,9 @@ lock: $(VENV)/.installed ## re-resolve and pin every dependency (every platform,
 		"$(PROJECT_COMPILE) --extra dev -c requirements.lock -o requirements-dev.lock pyproject.toml" \
 		--extra dev -c "$(TEMPLATE)/requirements.lock" -o "$(TEMPLATE)/requirements-dev.lock" pyproject.toml
 	$(BIN)/python -m tools.render_root
+	$(UV_COMPILE) --custom-compile-command \
+		"$(PROJECT_COMPILE) -c requirements.lock -o requirements-gitlab.lock requirements-gitlab.in" \
+		-c "$(TEMPLATE)/requirements.lock" -o "$(TEMPLATE)/requirements-gitlab.lock" "$(TEMPLATE)/requirements-gitlab.in"
 	$(UV_COMPILE) -o requirements-template.lock requirements-template.in
 
 clean: ## remove build/ and pytest's cache

@@ -14,10 +14,11 @@ from pathlib import Path
 
 ANSWERS = json.loads({{ cookiecutter | jsonify | tojson }})
 
+GITLAB_ONLY = [".gitlab-ci.yml", "renovate.json", "requirements-gitlab.in", "requirements-gitlab.lock"]
 EXCLUDED_BY_CI = {
-    "github": [".gitlab-ci.yml", "renovate.json"],
+    "github": GITLAB_ONLY,
     "gitlab": [".github"],
-    "none": [".github", ".gitlab-ci.yml", "renovate.json"],
+    "none": [".github", *GITLAB_ONLY],
 }
 
 

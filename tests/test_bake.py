@@ -12,7 +12,10 @@ import yaml
 from tools.bakery import TEMPLATE, VENV_BIN, bake, bake_project, isolated_env
 
 TEMPLATE_DIR = TEMPLATE / "{{cookiecutter.project_slug}}"
-CI_FILES = {"github": [".github"], "gitlab": [".gitlab-ci.yml", "renovate.json"]}
+CI_FILES = {
+    "github": [".github"],
+    "gitlab": [".gitlab-ci.yml", "renovate.json", "requirements-gitlab.in", "requirements-gitlab.lock"],
+}
 MUST_HAVE = [
     "dvc.yaml",
     "params.yaml",
@@ -244,6 +247,38 @@ def test_locks_pin_every_platform_with_hashes_and_keep_dev_tools_out_of_the_runt
     declared = tomllib.loads((TEMPLATE / "pyproject.toml").read_text())  # the root instance: the default rendering
     ranges = [*declared["project"]["dependencies"], *declared["project"]["optional-dependencies"]["dev"]]
     assert not [spec for spec in ranges if "==" in spec], "pyproject holds ranges; the locks hold exact versions"
+
+
+def test_the_gitlab_job_alone_installs_python_gitlab_from_its_own_hash_checked_lock_that_renovate_refreshes(tmp_path):
+    runtime, gitlab = pins(TEMPLATE_DIR / "requirements.lock"), pins(TEMPLATE_DIR / "requirements-gitlab.lock")
+    assert "python-gitlab" in gitlab and "python-gitlab" not in runtime  # not a dependency of the project
+    assert {name: runtime[name] for name in gitlab if name in runtime} == {
+        name: version for name, version in gitlab.items() if name in runtime
+    }  # resolved within the runtime lock: installing it changes nothing the job already has
+    # the template's own tests of `gitlab-note` run the version the job installs
+    assert pins(TEMPLATE / "requirements-template.lock")["python-gitlab"] == gitlab["python-gitlab"]
+
+    result = bake(tmp_path / "out", ci="gitlab", init_git="no")
+    assert result.returncode == 0, result.stderr
+    project = tmp_path / "out" / "credit-risk"
+    ci_file = (project / ".gitlab-ci.yml").read_text()
+    script = yaml.safe_load(ci_file)["merge-request"]["script"]
+    install = script.index("pip install --no-deps --require-hashes -r requirements-gitlab.lock")
+    assert install < next(number for number, line in enumerate(script) if " gitlab-note " in line)
+    assert ci_file.count("requirements-gitlab.lock") == 1  # in that job only
+    recorded = "uv pip compile --universal --generate-hashes --no-annotate -c requirements.lock"
+    assert (
+        f"#    {recorded} -o requirements-gitlab.lock requirements-gitlab.in\n"
+        in (project / "requirements-gitlab.lock").read_text()
+    )  # the command Renovate re-runs, on files the project has
+    patterns = json.loads((project / "renovate.json").read_text())["pip-compile"]["managerFilePatterns"]
+    for lock in ("requirements.lock", "requirements-dev.lock", "requirements-gitlab.lock"):
+        assert any(re.search(pattern.strip("/"), lock) for pattern in patterns), lock
+    env = {key: value for key, value in os.environ.items() if not key.startswith("MAKE")}
+    planned = subprocess.run(
+        ["make", "--no-print-directory", "--dry-run", "lock"], cwd=project, env=env, capture_output=True, text=True
+    ).stdout
+    assert "-c requirements.lock -o requirements-gitlab.lock requirements-gitlab.in" in planned
 
 
 @pytest.mark.parametrize(

@@ -4,8 +4,6 @@ jobs, its first merge request gets the report as a note, and the default branch 
 """
 
 import subprocess
-import threading
-from http.server import ThreadingHTTPServer
 
 import pytest
 from tools.ci_jobs import (
@@ -17,8 +15,7 @@ from tools.ci_jobs import (
     run_gitlab_job,
     this_environments_own_package,
 )
-
-from tests.test_report_ci import FakeGitLab
+from tools.fake_gitlab import MERGE_REQUEST_IID, PROJECT_ID, FakeGitLab
 
 pytestmark = pytest.mark.slow  # runs DVC: `make test-fast` leaves it out
 
@@ -27,18 +24,16 @@ def test_gitlab_jobs_pass_without_a_remote_and_the_first_merge_request_gets_its_
     origin, project = published(tmp_path, ci="gitlab")
     own_package = this_environments_own_package()
     env = job_environment(tmp_path / "ci", project.env)
-    FakeGitLab.notes, FakeGitLab.tokens = [], []
-    server = ThreadingHTTPServer(("127.0.0.1", 0), FakeGitLab)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
+    gitlab = FakeGitLab(token="glpat-test")
     try:
         merge_request = checkout(origin, PR_BRANCH, tmp_path / "mr", env)
         variables = {
             "CI_PROJECT_DIR": str(merge_request),
             "CI_PIPELINE_SOURCE": "merge_request_event",
             "CI_MERGE_REQUEST_TARGET_BRANCH_NAME": "main",
-            "CI_API_V4_URL": f"http://127.0.0.1:{server.server_address[1]}/api/v4",
-            "CI_PROJECT_ID": "42",
-            "CI_MERGE_REQUEST_IID": "7",
+            "CI_SERVER_URL": gitlab.url,
+            "CI_PROJECT_ID": PROJECT_ID,
+            "CI_MERGE_REQUEST_IID": MERGE_REQUEST_IID,
             "CI_SERVER_HOST": "gitlab.example",
             "CI_PROJECT_PATH": "team/credit-risk",
             "GITLAB_TOKEN": "glpat-test",
@@ -46,9 +41,9 @@ def test_gitlab_jobs_pass_without_a_remote_and_the_first_merge_request_gets_its_
         for job in ("test", "merge-request"):
             run = run_gitlab_job(merge_request, job, variables, env)
             assert run.passed, run.output
-        (note,) = FakeGitLab.notes
-        assert note["body"] == (merge_request / "report.md").read_text() and CHANGED_PARAM in note["body"]
-        assert FakeGitLab.tokens == ["glpat-test"]
+        (note,) = gitlab.bodies()  # posted by the python-gitlab that the job installed from requirements-gitlab.lock
+        assert note == (merge_request / "report.md").read_text() and CHANGED_PARAM in note
+        assert [method for method, _, _ in gitlab.calls] == ["GET", "POST"]
 
         main = checkout(origin, "main", tmp_path / "main", env)
         branch = {"CI_PROJECT_DIR": str(main), "CI_COMMIT_BRANCH": "main", "CI_DEFAULT_BRANCH": "main"}
@@ -62,5 +57,4 @@ def test_gitlab_jobs_pass_without_a_remote_and_the_first_merge_request_gets_its_
         assert (main / "promotion.env").read_text() == "PROMOTED=true\nMODEL_VERSION=v1.0.0\n"
         assert this_environments_own_package() == own_package  # the jobs installed into their own environment
     finally:
-        server.shutdown()
-        server.server_close()
+        gitlab.stop()

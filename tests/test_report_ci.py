@@ -1,8 +1,6 @@
-"""The pull-request report, the generated CI files, and the GitLab note, against real repositories."""
+"""The pull-request report and the generated CI files, against real repositories (the GitLab note: its own module)."""
 
 import json
-import threading
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
@@ -128,77 +126,6 @@ def test_generated_ci_files_are_valid_secure_and_call_the_tested_report_command(
     if ci == "github":
         project.run(str(VENV_BIN / "zizmor"), "--offline", "--min-severity", "medium", *files)
         assert "permissions: {}" in (project.path / files[0]).read_text()
-
-
-class FakeGitLab(BaseHTTPRequestHandler):
-    """The three notes endpoints of GitLab's API, for one merge request, in memory."""
-
-    notes: list[dict] = []
-    tokens: list[str] = []
-
-    def _reply(self, status: int, body) -> None:
-        data = json.dumps(body).encode()
-        self.send_response(status)
-        self.send_header("Content-Type", "application/json")
-        self.send_header("Content-Length", str(len(data)))
-        self.end_headers()
-        self.wfile.write(data)
-
-    def _body(self) -> dict:
-        return json.loads(self.rfile.read(int(self.headers["Content-Length"])))
-
-    def do_GET(self):  # noqa: N802
-        self.tokens.append(self.headers["PRIVATE-TOKEN"])
-        self._reply(200, self.notes)
-
-    def do_POST(self):  # noqa: N802
-        note = {"id": len(self.notes) + 1, "body": self._body()["body"]}
-        self.notes.append(note)
-        self._reply(201, note)
-
-    def do_PUT(self):  # noqa: N802
-        note_id = int(self.path.rsplit("/", 1)[1])
-        note = next(note for note in self.notes if note["id"] == note_id)
-        note["body"] = self._body()["body"]
-        self._reply(200, note)
-
-    def log_message(self, *args):
-        pass
-
-
-@pytest.fixture
-def gitlab_server():
-    FakeGitLab.notes = [{"id": 1, "body": "a reviewer's comment"}]
-    FakeGitLab.tokens = []
-    server = ThreadingHTTPServer(("127.0.0.1", 0), FakeGitLab)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    yield f"http://127.0.0.1:{server.server_address[1]}/api/v4"
-    server.shutdown()
-    server.server_close()
-
-
-def test_gitlab_note_is_created_once_then_updated(reproduced, gitlab_server, tmp_path):
-    env = {"CI_API_V4_URL": gitlab_server, "CI_PROJECT_ID": "42", "CI_MERGE_REQUEST_IID": "7", "GITLAB_TOKEN": "t0k"}
-    project = reproduced
-    first, second = tmp_path / "first.md", tmp_path / "second.md"
-    first.write_text("<!-- dvc-pipeline-report -->\nfirst run\n")
-    second.write_text("<!-- dvc-pipeline-report -->\nsecond run\n")
-    saved_env = dict(project.env)
-    project.env.update(env)
-    try:
-        assert "created" in project.command("gitlab-note", "--file", str(first)).stdout
-        assert "updated" in project.command("gitlab-note", "--file", str(second)).stdout
-    finally:
-        project.env.clear()
-        project.env.update(saved_env)
-    assert [note["body"] for note in FakeGitLab.notes] == ["a reviewer's comment", second.read_text()]
-    assert FakeGitLab.tokens == ["t0k", "t0k"]
-
-
-def test_gitlab_note_outside_gitlab_names_the_missing_variables(reproduced):
-    result = reproduced.command("gitlab-note", "--file", "README.md", check=False)
-    assert result.returncode == 2 and "set CI_API_V4_URL" in result.stderr
 
 
 def test_root_workflows_run_the_readme_test_command_and_post_the_same_report():

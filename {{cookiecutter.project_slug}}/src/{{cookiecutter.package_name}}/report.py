@@ -6,9 +6,10 @@ with `git show` or `dvc.api`. The middle is pure: `build` turns those inputs int
 against golden files, so `<command> report --base main` prints exactly what CI posts.
 
 `gitlab-note` creates, or updates in place, the one merge-request note that holds the report on
-GitLab. It reads GitLab CI's predefined variables (CI_API_V4_URL, CI_PROJECT_ID,
-CI_MERGE_REQUEST_IID) and a token from the masked CI/CD variable GITLAB_TOKEN (a project access token
-with the `api` scope).
+GitLab, through python-gitlab: not a dependency of the project, GitLab's merge-request job installs it
+from requirements-gitlab.lock. It reads GitLab CI's predefined variables (CI_SERVER_URL,
+CI_PROJECT_ID, CI_MERGE_REQUEST_IID) and a token from the masked CI/CD variable GITLAB_TOKEN (a project
+access token with the `api` scope).
 """
 
 import csv
@@ -16,8 +17,6 @@ import io
 import json
 import math
 import os
-import urllib.error
-import urllib.request
 from pathlib import Path
 from typing import Any
 
@@ -628,45 +627,58 @@ def main(base: str = "main", format: str = "markdown") -> None:  # noqa: A002  (
 
 
 # --- GitLab note
-REQUIRED = ("CI_API_V4_URL", "CI_PROJECT_ID", "CI_MERGE_REQUEST_IID", "GITLAB_TOKEN")
+REQUIRED = ("CI_SERVER_URL", "CI_PROJECT_ID", "CI_MERGE_REQUEST_IID", "GITLAB_TOKEN")
 
 
-def call(method: str, url: str, token: str, payload: dict | None = None):
-    data = json.dumps(payload).encode() if payload is not None else None
-    request = urllib.request.Request(
-        url, data=data, method=method, headers={"PRIVATE-TOKEN": token, "Content-Type": "application/json"}
-    )
-    try:
-        with urllib.request.urlopen(request, timeout=30) as response:
-            return json.loads(response.read() or b"null")
-    except urllib.error.HTTPError as error:
-        raise PipelineError(f"GitLab API {method} {url} answered {error.code}: check GITLAB_TOKEN's scope") from None
-    except urllib.error.URLError as error:
-        raise PipelineError(f"GitLab API at {url} unreachable: {error.reason}") from None
+def upsert_note(merge_request, body: str) -> str:
+    """Update the note that starts with the report marker, or create it; returns what was done.
 
-
-def upsert_note(api_url: str, project_id: str, merge_request_iid: str, token: str, body: str) -> str:
-    """Update the note that carries the report marker, or create it; returns what was done."""
-    notes_url = f"{api_url}/projects/{project_id}/merge_requests/{merge_request_iid}/notes"
-    notes = call("GET", f"{notes_url}?per_page=100&sort=asc&order_by=created_at", token)
-    ours = next((note for note in notes if MARKER in note.get("body", "")), None)
-    if ours:
-        call("PUT", f"{notes_url}/{ours['id']}", token, {"body": body})
-        return "updated"
-    call("POST", notes_url, token, {"body": body})
-    return "created"
+    Every page of the notes is read (python-gitlab follows GitLab's `Link: rel="next"`), oldest first,
+    so the first report note is found however long the discussion grew after it.
+    """
+    notes = merge_request.notes.list(iterator=True, per_page=100, sort="asc", order_by="created_at")
+    ours = next((note for note in notes if note.body.startswith(MARKER)), None)
+    if ours is None:
+        merge_request.notes.create({"body": body})
+        return "created"
+    ours.body = body
+    ours.save()
+    return "updated"
 
 
 def gitlab_note(file: str) -> None:
+    """Post the report as the merge request's one report note (GitLab CI's merge-request job).
+
+    python-gitlab waits out a 429 (its Retry-After, or a growing back-off) and retries transient failures
+    (500, 502, 503, 504, 520-530, timeouts, dropped or refused connections), 10 retries in all per request.
+    """
     missing = [name for name in REQUIRED if not os.environ.get(name)]
     if missing:
         raise PipelineError(f"set {', '.join(missing)}: this command runs in a GitLab merge-request pipeline")
+    try:
+        body = Path(file).read_text()
+    except OSError as error:
+        raise PipelineError(f"cannot read the report {file}: {error.strerror}") from None
+    try:  # here, not at the top: only this command needs it, and only GitLab's job installs it
+        import gitlab
+        import requests
+    except ImportError:
+        raise PipelineError(
+            "gitlab-note needs python-gitlab, which the project does not depend on: install it as the GitLab job"
+            " does, `pip install --no-deps -r requirements-gitlab.lock` (or `pip install python-gitlab`)"
+        ) from None
     env = os.environ
-    done = upsert_note(
-        env["CI_API_V4_URL"],
-        env["CI_PROJECT_ID"],
-        env["CI_MERGE_REQUEST_IID"],
-        env["GITLAB_TOKEN"],
-        Path(file).read_text(),
-    )
-    print(f"gitlab-note: {done} the report note on merge request !{env['CI_MERGE_REQUEST_IID']}")
+    url, iid = env["CI_SERVER_URL"], env["CI_MERGE_REQUEST_IID"]
+    client = gitlab.Gitlab(url, private_token=env["GITLAB_TOKEN"], retry_transient_errors=True, timeout=30)
+    project = client.projects.get(env["CI_PROJECT_ID"], lazy=True)  # lazy: no request until the notes
+    try:
+        with client:
+            done = upsert_note(project.mergerequests.get(iid, lazy=True), body)
+    except gitlab.GitlabError as error:
+        problem = f"GitLab API answered {error.response_code} ({error.error_message}) for merge request !{iid}"
+        if error.response_code in (401, 403, 404):  # GitLab answers 404 for a project the token cannot see
+            problem += ": check GITLAB_TOKEN's scope (`api`) and its access to this project"
+        raise PipelineError(problem) from None
+    except requests.RequestException as error:
+        raise PipelineError(f"GitLab at {url} unreachable: {error}") from None
+    print(f"gitlab-note: {done} the report note on merge request !{iid}")
