@@ -9,12 +9,13 @@ import argparse
 import statistics
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
 
-from tools.bakery import bake_project
+from tools.bakery import Project, bake_project
 
 
-def timed(action) -> float:
+def timed(action: Callable[[], object]) -> float:
     start = time.perf_counter()
     action()
     return time.perf_counter() - start
@@ -25,7 +26,7 @@ def main() -> None:
     parser.add_argument("--repeat", type=int, default=5, help="runs of each quick command (median shown)")
     repeat = parser.parse_args().repeat
     with tempfile.TemporaryDirectory() as scratch:
-        holder = {}
+        holder: dict[str, Project] = {}
         bake_seconds = timed(lambda: holder.setdefault("project", bake_project(Path(scratch))))
         project = holder["project"]
         full = timed(lambda: project.dvc("repro"))

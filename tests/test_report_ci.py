@@ -20,7 +20,8 @@ def table_row(report: str, first_cell: str) -> list[str]:
 
 def xycharts(report: str) -> dict[str, list[list[float]]]:
     """Each Mermaid block's title and numeric series; fails unless every block is an xychart-beta."""
-    charts, block = {}, None
+    charts: dict[str, list[list[float]]] = {}
+    block: list[str] | None = None
     for line in report.splitlines():
         if line == "```mermaid":
             block = []
@@ -136,7 +137,7 @@ class FakeGitLab(BaseHTTPRequestHandler):
     notes: list[dict] = []
     tokens: list[str] = []
 
-    def _reply(self, status: int, body) -> None:
+    def _reply(self, status: int, body: object) -> None:
         data = json.dumps(body).encode()
         self.send_response(status)
         self.send_header("Content-Type", "application/json")

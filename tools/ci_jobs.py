@@ -87,7 +87,10 @@ def condition_holds(condition: str | None, context: dict[str, str], outcomes: di
     """`a == b` conditions, the only kind the generated workflow uses; anything else is an error."""
     if condition is None:
         return True
-    left, operator, right = re.fullmatch(r"\s*(\S+)\s*(==|!=)\s*(\S+)\s*", condition).groups()
+    parsed = re.fullmatch(r"\s*(\S+)\s*(==|!=)\s*(\S+)\s*", condition)
+    if parsed is None:
+        raise ValueError(f"unsupported condition: {condition!r}")
+    left, operator, right = parsed.groups()
     values = [_operand(side, context, outcomes) for side in (left, right)]
     return (values[0] == values[1]) == (operator == "==")
 

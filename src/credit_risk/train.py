@@ -13,7 +13,7 @@ from sklearn.model_selection import StratifiedKFold, learning_curve
 from sklearn.pipeline import Pipeline
 from sklearn.utils import resample
 
-from .core import LearningCurve, PipelineError, load_params, read_json, read_parquet, rounded
+from .core import LearningCurve, PipelineError, load_params, read_parquet, read_report, rounded
 from .model import binary_labels, build_pipeline, make_estimator, save_model
 from .schema import check_params, load_schema
 
@@ -55,7 +55,7 @@ def main() -> None:
     paths, target, settings = params.paths, params.data.target, params.train
     check_params(params, load_schema(paths.contract))
     estimator = make_estimator(settings.estimator, settings.hyperparameters, settings.seed)
-    if not read_json(paths.validation).get("passed"):
+    if not read_report(paths.validation).passed:
         raise PipelineError(f"validate did not pass: fix the data before training (see {paths.validation})")
     frame = read_parquet(paths.train)
     labels = binary_labels(frame[target], params.data.positive_class)

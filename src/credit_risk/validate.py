@@ -42,8 +42,9 @@ def psi(reference: pd.Series, current: pd.Series, bins: int) -> float:
     if pd.api.types.is_numeric_dtype(reference):
         edges = np.unique(np.nanquantile(reference.to_numpy(dtype=float), np.linspace(0, 1, bins + 1)))
         edges[0], edges[-1] = -np.inf, np.inf
-        ref_codes = pd.cut(reference, edges, labels=False).fillna(-1)
-        cur_codes = pd.cut(current, edges, labels=False).fillna(-1)
+        cuts: list[float] = edges.tolist()
+        ref_codes = pd.cut(reference, cuts, labels=False).fillna(-1)
+        cur_codes = pd.cut(current, cuts, labels=False).fillna(-1)
     else:
         ref_codes = reference.astype("string").fillna("<missing>")
         cur_codes = current.astype("string").fillna("<missing>")
@@ -138,7 +139,7 @@ def drift_checks(
         return [Check("drift: reference present", True, detail="no reference: no model has been promoted yet")]
     columns = [column for column in reference.columns if column in current.columns]
     shared = [sample(frame[columns], settings.sample_rows, seed) for frame in (reference, current)]
-    share = evidently_drift(*shared, report_path, seed)
+    share = evidently_drift(shared[0], shared[1], report_path, seed)
     return [
         *psi_checks(reference, current, columns, settings.psi_bins, settings.drift_psi_max),
         Check(
