@@ -37,9 +37,10 @@ test: setup lint ## the template's test suite (bakes and runs projects for real)
 test-fast: setup lint ## the inner loop: every test that runs no DVC pipeline (bakes, hooks, root instance), in about a minute
 	$(BIN)/python -m pytest -n 2 --dist loadfile -m "not slow"
 
-lint: ## ruff's checks and formatting of the template repository's code
+lint: ## ruff's checks and formatting, and mypy's type checks, of the template repository's code
 	$(BIN)/ruff check tools tests src benchmarks
 	$(BIN)/ruff format --check tools tests src benchmarks
+	$(BIN)/mypy tools tests src benchmarks
 
 render: $(VENV)/.installed ## write the template's default rendering over the root instance
 	$(BIN)/python -m tools.render_root

@@ -9,9 +9,11 @@ runs one after another. Figures, not tests.
 
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
-import boto3
+import boto3  # type: ignore[import-untyped]  # no type information; root-only (tests and benchmarks)
 from moto.server import ThreadedMotoServer
 from tools.bakery import bake_project, make_project
 
@@ -20,13 +22,13 @@ QUEUED_LEAVES = [4, 5, 6, 10]  # train.hist_gradient_boosting.max_leaf_nodes of 
 SEQUENTIAL_LEAVES = [8, 9, 11, 12]  # other values, so no run is a cache hit
 
 
-def timed(action) -> float:
+def timed(action: Callable[[], object]) -> float:
     start = time.perf_counter()
     action()
     return time.perf_counter() - start
 
 
-def bucket_bytes(client, bucket: str) -> int:
+def bucket_bytes(client: Any, bucket: str) -> int:
     pages = client.get_paginator("list_objects_v2").paginate(Bucket=bucket)
     return sum(item["Size"] for page in pages for item in page.get("Contents", []))
 

@@ -24,7 +24,7 @@ import time
 from collections import defaultdict
 from pathlib import Path
 
-from tools.bakery import Project, bake_project
+from tools.bakery import TEMPLATE, Project, bake_project
 
 from benchmarks.scale import MEASURE_SCRIPT, STAGES, install_stage_shim, read_log, timed
 
@@ -36,7 +36,7 @@ def import_profile(project: Project, stage: str) -> tuple[float, list[tuple[str,
     package = project.slug.replace("-", "_")
     result = project.run(sys.executable, "-X", "importtime", "-c", f"import {package}.{stage}")
     lines = [match for match in map(IMPORT_LINE.match, result.stderr.splitlines()) if match]
-    total, imported_by_us = 0.0, defaultdict(float)
+    total, imported_by_us = 0.0, defaultdict[str, float](float)
     parents: list[tuple[int, str]] = []  # importtime lists a module after its imports: read it backwards
     for match in reversed(lines):
         cumulative, depth, name = int(match[2]) / 1e6, len(match[3]), match[4]
@@ -58,7 +58,8 @@ def measured(projects: dict[str, Project], scratch: Path, runs: int, repeat: int
         logs[name] = scratch / f"{name}-measure" / "stages.jsonl"
         logs[name].parent.mkdir()
         install_stage_shim(project, measure, logs[name])
-    full, stages = defaultdict(list), defaultdict(lambda: defaultdict(list))
+    full: dict[str, list[float]] = defaultdict(list)
+    stages: dict[str, dict[str, list[float]]] = defaultdict(lambda: defaultdict(list))
     for _ in range(runs):
         for name, project in projects.items():
             full[name].append(timed(project, measure, "dvc", "repro", "--force").seconds)
@@ -119,16 +120,15 @@ def main() -> None:
     parser.add_argument("--runs", type=int, default=5, help="forced full runs of each project (median shown)")
     parser.add_argument("--repeat", type=int, default=5, help="runs of each quick command (median shown)")
     args = parser.parse_args()
-    with tempfile.TemporaryDirectory() as scratch:
-        scratch = Path(scratch)
-        templates = {"this": None}
+    with tempfile.TemporaryDirectory() as directory:
+        scratch = Path(directory)
+        templates = {"this": TEMPLATE}
         if args.against:
             templates[args.against] = template_at(args.against, scratch / "template-at-revision")
         projects, bake_seconds = {}, {}
         for name, template in templates.items():
             start = time.perf_counter()
-            answers = {} if template is None else {"template": template}
-            projects[name] = bake_project(scratch / f"{name}-bake", **answers)
+            projects[name] = bake_project(scratch / f"{name}-bake", template=template)
             bake_seconds[name] = time.perf_counter() - start
         print("\n".join(report(measured(projects, scratch, args.runs, args.repeat), bake_seconds)))
 

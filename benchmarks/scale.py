@@ -32,10 +32,10 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pandas as pd
-import yaml
 from tools.bakery import Project, bake_project
 
 from benchmarks.synthetic import synthesize, write_csv
+from credit_risk.core import load_params
 from credit_risk.schema import load_schema
 
 STAGES = ["preprocess", "validate", "train", "evaluate", "gate"]
@@ -127,10 +127,10 @@ def prepare(scratch: Path, rows: int, seed: int) -> Project:
 
 def write_reference(project: Project, sample: pd.DataFrame) -> None:
     """What `promote` keeps of the production model's training data: a sample, typed, without the target."""
-    params = yaml.safe_load((project.path / "params.yaml").read_text())
-    dtypes = load_schema(project.path / params["paths"]["schema"]).read_dtypes()
-    reference = synthesize(sample, params["validate"]["reference_rows"], REFERENCE_SEED).astype(dtypes)
-    reference.drop(columns=[params["data"]["target"]]).to_parquet(project.path / params["paths"]["reference"])
+    params = load_params(project.path / "params.yaml")
+    dtypes = load_schema(project.path / params.paths.contract).read_dtypes()
+    reference = synthesize(sample, params.validation.reference_rows, REFERENCE_SEED).astype(dtypes)
+    reference.drop(columns=[params.data.target]).to_parquet(project.path / params.paths.reference)
 
 
 def install_stage_shim(project: Project, measure: Path, log: Path) -> None:
@@ -168,8 +168,8 @@ def bare_runs(project: Project, copy_to: Path, runs: int) -> list[tuple[float, d
 
 def measure(rows: int, repeat: int, runs: int, seed: int) -> dict:
     """Every figure of one size: medians over `runs` full runs (and `repeat` quick commands)."""
-    with tempfile.TemporaryDirectory() as scratch:
-        scratch = Path(scratch)
+    with tempfile.TemporaryDirectory() as folder:
+        scratch = Path(folder)
         project = prepare(scratch / "project", rows, seed)
         measure = scratch / "measure.py"
         measure.write_text(MEASURE_SCRIPT)

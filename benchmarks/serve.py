@@ -35,13 +35,13 @@ from pathlib import Path
 import httpx
 import numpy as np
 import pandas as pd
-import yaml
 from tools.bakery import TEMPLATE, Project, bake_project
 from tools.service import PORT, Service, as_request_rows, running_server, running_service
 
 from benchmarks.bare_service import MODEL_VARIABLE
 from benchmarks.scale import MEASURE_SCRIPT, gb, timed
 from benchmarks.synthetic import synthesize, write_csv
+from credit_risk.core import load_params
 
 CONCURRENCY = (1, 16, 64)
 ROWS_PER_REQUEST = (1, 100)
@@ -254,14 +254,14 @@ def main() -> None:
     parser.add_argument("--batch-rows", type=int, default=GOAL_BATCH_ROWS, help="rows `predict` scores")
     parser.add_argument("--seed", type=int, default=0, help="seed of the synthetic rows")
     args = parser.parse_args()
-    with tempfile.TemporaryDirectory() as scratch:
-        scratch = Path(scratch)
+    with tempfile.TemporaryDirectory() as folder:
+        scratch = Path(folder)
         project = reproduced_project(scratch / "project")
         load_before = os.getloadavg()[0]
         services = measure_services(project, scratch, args.requests, args.seconds, args.warmup)
         print("\n".join(service_report(services, args.requests, args.seconds, args.warmup)) + "\n", flush=True)
         batch = measure_batch(project, scratch, args.batch_rows, args.seed)
-        chunk_rows = yaml.safe_load((project.path / "params.yaml").read_text())["serve"]["batch_rows"]
+        chunk_rows = load_params(project.path / "params.yaml").serve.batch_rows
         print("\n".join(batch_report(batch, args.batch_rows, chunk_rows)) + "\n")
         print(
             f"{os.cpu_count()} cores; 1-minute load average {load_before:.1f} before the service measurements, "

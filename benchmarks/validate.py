@@ -43,7 +43,7 @@ def project(folder: Path, rows: int, columns: int) -> None:
     frame.drop(columns="target").sample(n=min(5000, rows), random_state=1).to_parquet(
         folder / "reference.parquet", index=False
     )
-    specs = {
+    specs: dict[str, dict[str, object]] = {
         name: {
             "type": "numeric",
             "nullable": name == "x00",

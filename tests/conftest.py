@@ -1,10 +1,12 @@
+from pathlib import Path
+
 import pytest
 from tools.bakery import Project, bake_project
 from tools.s3 import started_s3
 
 
 @pytest.fixture(scope="session")
-def reproduced(tmp_path_factory) -> Project:
+def reproduced(tmp_path_factory: pytest.TempPathFactory) -> Project:
     """The default project, baked once, with `dvc repro` run and committed. Read-only: copy to change."""
     project = bake_project(tmp_path_factory.mktemp("reproduced"))
     project.dvc("repro")
@@ -13,7 +15,7 @@ def reproduced(tmp_path_factory) -> Project:
 
 
 @pytest.fixture
-def reproduced_copy(reproduced, tmp_path) -> Project:
+def reproduced_copy(reproduced: Project, tmp_path: Path) -> Project:
     """A private copy of the reproduced default project, for a test that changes it."""
     return reproduced.copy(tmp_path)
 

@@ -187,6 +187,8 @@ def test_generated_project_passes_its_own_tests_and_lint(tmp_path):
     assert " passed" in tests.stdout and "failed" not in tests.stdout
     project.run(str(VENV_BIN / "ruff"), "check", "--no-cache", ".")
     project.run(str(VENV_BIN / "ruff"), "format", "--check", "--no-cache", ".")
+    types = project.run(str(VENV_BIN / "mypy"), "--cache-dir", str(tmp_path / "mypy-cache"))
+    assert types.stdout.startswith("Success: no issues found"), types.stdout
 
 
 def test_the_generated_makefile_lists_its_commands_by_default_and_runs_the_project_tools(tmp_path):
@@ -211,6 +213,7 @@ def test_the_generated_makefile_lists_its_commands_by_default_and_runs_the_proje
         "python -m pytest",
         "ruff check .",
         "ruff format --check .",
+        "mypy",
         "dvc repro",
         "uv pip compile",
     ):
@@ -221,7 +224,7 @@ def test_the_first_commit_passes_the_shipped_pre_commit_hooks_and_a_bad_edit_doe
     project = bake_project(tmp_path)
     hooks = project.run(str(VENV_BIN / "pre-commit"), "run", "--all-files", check=False)
     assert hooks.returncode == 0, hooks.stdout + hooks.stderr
-    for hook in ("ruff check", "ruff format", "DVC pre-commit"):
+    for hook in ("ruff check", "ruff format", "mypy", "DVC pre-commit"):
         assert re.search(rf"{re.escape(hook)}.*Passed", hooks.stdout), hooks.stdout
     module = next((project.path / "src").glob("*/gate.py"))
     module.write_text(module.read_text() + "\nunused  =  1\n")
@@ -233,15 +236,17 @@ def pins(lock: Path) -> dict[str, str]:
     pinned = "\n".join(line for line in lock.read_text().splitlines() if not line.startswith("#"))
     entries = re.split(r"\n(?=[a-z0-9])", pinned.strip())
     assert all("--hash=sha256:" in entry for entry in entries), "a pin without hashes"
-    return dict(re.match(r"([a-z0-9._-]+)==([^ ;\\]+)", entry).groups() for entry in entries)
+    pins = [re.match(r"([a-z0-9._-]+)==([^ ;\\]+)", entry) for entry in entries]
+    assert all(pins), "a line that pins nothing"
+    return {pin.group(1): pin.group(2) for pin in pins if pin}
 
 
 def test_locks_pin_every_platform_with_hashes_and_keep_dev_tools_out_of_the_runtime_lock():
     runtime = pins(TEMPLATE_DIR / "requirements.lock")
     dev = pins(TEMPLATE_DIR / "requirements-dev.lock")
     assert {"dvc", "scikit-learn", "evidently", "pandas", "pydantic"} <= set(runtime)
-    assert not {"pytest", "ruff", "fairlearn", "pre-commit"} & set(runtime)
-    assert {"pytest", "ruff", "fairlearn", "pre-commit"} <= set(dev)
+    assert not {"pytest", "ruff", "mypy", "fairlearn", "pre-commit"} & set(runtime)
+    assert {"pytest", "ruff", "mypy", "pandas-stubs", "fairlearn", "pre-commit"} <= set(dev)
     assert {name: dev[name] for name in runtime} == runtime  # one resolution: the dev lock extends the runtime one
     assert "sys_platform == 'win32'" in (TEMPLATE_DIR / "requirements.lock").read_text()  # universal, not Linux only
     declared = tomllib.loads((TEMPLATE / "pyproject.toml").read_text())  # the root instance: the default rendering
@@ -301,5 +306,5 @@ def test_generated_ci_tests_the_code_before_the_pipeline_and_a_bot_keeps_the_pin
         runs = config["test"]["script"]
         assert config["stages"] == ["test", "pipeline", "image"] and config["test"]["stage"] == "test"
         assert config["merge-request"]["stage"] == config["default-branch"]["stage"] == "pipeline"
-    for command in ("ruff check .", "ruff format --check .", "pytest"):
+    for command in ("ruff check .", "ruff format --check .", "mypy", "pytest"):
         assert any(command in run for run in runs), command

@@ -3,6 +3,7 @@
 import re
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 from tools.bakery import TEMPLATE, isolated_env
@@ -10,7 +11,7 @@ from tools.bakery import TEMPLATE, isolated_env
 pytestmark = pytest.mark.slow  # runs DVC: `make test-fast` leaves it out
 
 
-def run_benchmark(module: str, *args: str, scratch) -> str:
+def run_benchmark(module: str, *args: str, scratch: Path) -> str:
     """`python -m <module> <args>` from the template's root, isolated; its printed output."""
     result = subprocess.run(
         [sys.executable, "-m", module, *args], cwd=TEMPLATE, env=isolated_env(scratch), capture_output=True, text=True

@@ -9,10 +9,11 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import Unpack
 
 import pytest
 import yaml
-from tools.bakery import VENV_BIN, bake
+from tools.bakery import VENV_BIN, Answers, bake
 from tools.ci_jobs import condition_holds, run_gitlab_job
 from tools.dockerfile import Builder, build_context, parse, parse_duration
 from tools.service import free_port
@@ -28,8 +29,9 @@ SERVING_FILES = {
 FULL_SHA_PIN = re.compile(r"uses: [\w./-]+@[0-9a-f]{40}  # v\d+\.\d+\.\d+$")
 
 
-def baked(tmp_path: Path, **answers: str) -> Path:
-    result = bake(tmp_path / "out", init_git="no", **answers)
+def baked(tmp_path: Path, **answers: Unpack[Answers]) -> Path:
+    without_git: Answers = {**answers, "init_git": "no"}
+    result = bake(tmp_path / "out", **without_git)
     assert result.returncode == 0, result.stderr
     (project,) = (tmp_path / "out").iterdir()
     return project

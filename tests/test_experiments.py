@@ -4,6 +4,7 @@ import json
 import shlex
 
 import pytest
+from tools.bakery import Project
 
 pytestmark = pytest.mark.slow  # runs DVC: `make test-fast` leaves it out
 
@@ -11,7 +12,7 @@ GRID = [4, 6, 10]
 QUEUE_TIMEOUT_SECONDS = 600
 
 
-def readme_command(project, prefix: str) -> list[str]:
+def readme_command(project: Project, prefix: str) -> list[str]:
     """The command the project's README gives, starting with `prefix`, as the user would copy it."""
     line = next(line for line in (project.path / "README.md").read_text().splitlines() if line.startswith(prefix))
     return shlex.split(line)

@@ -6,6 +6,7 @@ import json
 import pickle
 import re
 from pathlib import Path
+from typing import NoReturn
 
 import pytest
 import yaml
@@ -227,7 +228,7 @@ def locked_hashes(project: Project) -> dict[str, str]:
 
 
 def test_metrics_files_hold_strict_json(reproduced):
-    def refuse(constant: str):
+    def refuse(constant: str) -> NoReturn:
         raise AssertionError(f"a metrics file holds {constant}")
 
     for path in (reproduced.path / "metrics").glob("*.json"):

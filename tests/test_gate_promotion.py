@@ -4,7 +4,7 @@ import json
 
 import pandas as pd
 import pytest
-from tools.bakery import VENV_BIN, md5, tree_md5s
+from tools.bakery import VENV_BIN, Project, md5, tree_md5s
 
 pytestmark = pytest.mark.slow  # runs DVC: `make test-fast` leaves it out
 
@@ -25,24 +25,26 @@ def promoted_copy(promoted, tmp_path):
     return promoted.copy(tmp_path)
 
 
-def baseline(project) -> dict:
+def baseline(project: Project) -> dict:
     return json.loads((project.path / "production" / "baseline.json").read_text())
 
 
-def registry_state(project) -> tuple[list[str], str]:
+def registry_state(project: Project) -> tuple[list[str], str]:
     """The git tags and the commit checked out: what a promotion changes."""
     return project.git("tag").stdout.split(), project.git("rev-parse", "HEAD").stdout.strip()
 
 
-def gto_prod_version(project) -> str:
+def gto_prod_version(project: Project) -> str:
     return json.loads(project.run(str(VENV_BIN / "gto"), "show", "--json").stdout)[ARTIFACT]["stage"]["prod"]
 
 
-def write_baseline_f1(project, f1: float) -> None:
-    (project.path / "production" / "baseline.json").write_text(json.dumps({"version": "v9.9.9", "metrics": {"f1": f1}}))
+def write_baseline_f1(project: Project, f1: float) -> None:
+    """A production record as `promote` writes one, for a model that scored `f1`."""
+    record = {"artifact": ARTIFACT, "version": "v9.9.9", "model_md5": "0" * 32, "source_commit": "0" * 40}
+    (project.path / "production" / "baseline.json").write_text(json.dumps({**record, "metrics": {"f1": f1}}))
 
 
-def candidate_f1(project) -> float:
+def candidate_f1(project: Project) -> float:
     return json.loads((project.path / "metrics" / "evaluation.json").read_text())["f1"]
 
 

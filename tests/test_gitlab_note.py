@@ -6,6 +6,7 @@ so these run no DVC and stay in `make test-fast`.
 import socket
 import subprocess
 import sys
+from pathlib import Path
 
 import gitlab
 import pytest
@@ -34,7 +35,7 @@ def ci_variables(url: str) -> dict[str, str]:
     }
 
 
-def post(tmp_path, url: str, text: str, **variables: str) -> subprocess.CompletedProcess:
+def post(tmp_path: Path, url: str, text: str, **variables: str) -> subprocess.CompletedProcess[str]:
     """`credit-risk gitlab-note --file report.md` as GitLab's merge-request job runs it; `variables` override CI's."""
     report = tmp_path / "report.md"
     report.write_text(text)
@@ -122,7 +123,7 @@ def test_an_unreachable_gitlab_is_retried_with_back_off_then_named(monkeypatch, 
         port = probe.getsockname()[1]
     for name, value in ci_variables(f"http://127.0.0.1:{port}").items():
         monkeypatch.setenv(name, value)
-    waits = []
+    waits: list[float] = []
     monkeypatch.setattr(gitlab.utils.time, "sleep", waits.append)
     report = tmp_path / "report.md"
     report.write_text(f"{MARKER}\nreport\n")

@@ -2,9 +2,11 @@
 
 import json
 import re
+import subprocess
+from pathlib import Path
 
 import pytest
-from tools.bakery import bake, bake_project, make_project, md5, tree_md5s
+from tools.bakery import Project, bake, bake_project, make_project, md5, tree_md5s
 from tools.s3 import BUCKET, CREDENTIALS, S3Server, started_s3
 
 pytestmark = pytest.mark.slow  # runs DVC: `make test-fast` leaves it out
@@ -22,7 +24,7 @@ def shared_s3():
     server.stop()
 
 
-def push_a_baked_project(path, s3: S3Server):
+def push_a_baked_project(path: Path, s3: S3Server) -> Project:
     """A baked project with the S3 remote: pipeline run, committed, everything pushed with the run-cache."""
     project = bake_project(path, dvc_remote=f"s3://{BUCKET}/store", dvc_remote_endpoint_url=s3.url)
     project.env.update(CREDENTIALS)
@@ -111,13 +113,13 @@ def test_remote_outage_fails_clearly_damages_nothing_and_a_retry_succeeds(pushed
     assert {output: md5(fresh.path / output) for output in OUTPUTS} == before
 
 
-def assert_failed_clearly(result) -> None:
+def assert_failed_clearly(result: subprocess.CompletedProcess[str]) -> None:
     assert result.returncode != 0
     assert re.search(r"failed to (push|pull|fetch)|Could not connect|Connect timeout", result.stderr + result.stdout)
     assert "Traceback" not in result.stderr
 
 
-def in_sync_with_remote(project) -> bool:
+def in_sync_with_remote(project: Project) -> bool:
     """`dvc status --cloud --json`: empty, or every entry "in sync" (nothing new, missing or deleted)."""
     status = json.loads(project.dvc("status", "--cloud", "--json").stdout)
     return all(state == "in sync" for state in status.values())

@@ -18,7 +18,8 @@ def table_row(report: str, first_cell: str) -> list[str]:
 
 def xycharts(report: str) -> dict[str, list[list[float]]]:
     """Each Mermaid block's title and numeric series; fails unless every block is an xychart-beta."""
-    charts, block = {}, None
+    charts: dict[str, list[list[float]]] = {}
+    block: list[str] | None = None
     for line in report.splitlines():
         if line == "```mermaid":
             block = []

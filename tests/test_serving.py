@@ -5,6 +5,7 @@ import json
 import math
 import signal
 import sqlite3
+import subprocess
 
 import httpx
 import pandas as pd
@@ -19,7 +20,7 @@ JSON = {"content-type": "application/json"}
 
 
 @pytest.fixture(scope="module")
-def promoted(reproduced, tmp_path_factory) -> Project:
+def promoted(reproduced: Project, tmp_path_factory: pytest.TempPathFactory) -> Project:
     """The reproduced default project with its model promoted as v1.0.0. Read-only: copy to change."""
     project = reproduced.copy(tmp_path_factory.mktemp("served"))
     project.command("promote")
@@ -215,7 +216,7 @@ def test_a_promoted_version_scores_from_the_registry_and_is_checked_first(promot
     project.dvc("repro")
     assert recorded_probabilities(project) != promoted_probabilities  # the workspace now holds another model
 
-    def score(*version: str):
+    def score(*version: str) -> subprocess.CompletedProcess[str]:
         return project.command(
             "predict",
             "--input",

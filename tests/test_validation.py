@@ -1,6 +1,7 @@
 """Broken raw data, every kind a user meets: a clear message, a non-zero exit, nothing later runs or changes."""
 
 import json
+from collections.abc import Callable
 
 import pandas as pd
 import pytest
@@ -12,12 +13,12 @@ RAW = "data/raw/german_credit.csv"
 PROTECTED = ["models/model.joblib", "dvc.lock", "production/baseline.json", "metrics/gate.json"]
 
 
-def edit_lines(text: str, edit) -> str:
+def edit_lines(text: str, edit: Callable[[str, int], str]) -> str:
     lines = text.splitlines()
     return "\n".join([lines[0], *[edit(line, index) for index, line in enumerate(lines[1:])]]) + "\n"
 
 
-def set_column(text: str, column: str, value, every: int = 1) -> str:
+def set_column(text: str, column: str, value: str | Callable[[str], str], every: int = 1) -> str:
     position = text.splitlines()[0].split(",").index(column)
 
     def edit(line, index):
@@ -30,7 +31,7 @@ def set_column(text: str, column: str, value, every: int = 1) -> str:
 
 
 # name: (how to break the sample, what the refusal must name); preprocess refuses before writing anything
-BROKEN = {
+BROKEN: dict[str, tuple[Callable[[str], str] | None, str]] = {  # None: a binary file
     "empty file": (lambda text: "", "the file is empty"),
     "header only": (lambda text: text.splitlines()[0] + "\n", "a header but no data rows"),
     "missing column": (
@@ -102,6 +103,7 @@ def test_broken_raw_data_is_refused_clearly_and_loses_nothing(reproduced_copy, k
 def test_dvc_repro_stops_before_training_and_keeps_every_output(reproduced_copy, kind):
     project = reproduced_copy
     breaker, message = BROKEN[kind]
+    assert breaker is not None
     raw = project.path / RAW
     raw.chmod(0o644)
     raw.write_text(breaker(raw.read_text()))

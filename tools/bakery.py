@@ -13,6 +13,7 @@ import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TypedDict, Unpack
 
 import yaml
 
@@ -29,7 +30,7 @@ def md5(path: Path) -> str:
         return hashlib.file_digest(handle, "md5").hexdigest()
 
 
-def set_yaml_key(path: Path, dotted_key: str, value) -> None:
+def set_yaml_key(path: Path, dotted_key: str, value: object) -> None:
     """Set one key (e.g. "split.seed") of a YAML file, as a user editing it would."""
     data = yaml.safe_load(path.read_text())
     *parents, last = dotted_key.split(".")
@@ -63,7 +64,7 @@ class Project:
     def git(self, *args: str, check: bool = True) -> subprocess.CompletedProcess:
         return self.run("git", *args, check=check)
 
-    def command(self, *args: str, check: bool = True) -> subprocess.CompletedProcess:
+    def command(self, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
         """The project's own console command, e.g. `credit-risk gate`."""
         return self.run(self.slug, *args, check=check)
 
@@ -103,7 +104,7 @@ class Project:
     def stages_run(self, repro_output: str) -> list[str]:
         return [line.split("'")[1] for line in repro_output.splitlines() if line.startswith("Running stage '")]
 
-    def set_param(self, dotted_key: str, value) -> None:
+    def set_param(self, dotted_key: str, value: object) -> None:
         """Change one key of the project's params.yaml, as a user editing it would."""
         set_yaml_key(self.path / "params.yaml", dotted_key, value)
 
@@ -168,9 +169,26 @@ def isolated_env(scratch: Path) -> dict[str, str]:
     return env
 
 
+class Answers(TypedDict, total=False):
+    """Answers to cookiecutter.json's prompts; a bake takes the default of each one left out."""
+
+    project_name: str
+    project_slug: str
+    package_name: str
+    description: str
+    author_name: str
+    author_email: str
+    python_version: str
+    license: str
+    ci: str
+    dvc_remote: str
+    dvc_remote_endpoint_url: str
+    init_git: str
+
+
 def bake(
-    output_dir: Path, env: dict[str, str] | None = None, template: Path = TEMPLATE, **answers: str
-) -> subprocess.CompletedProcess:
+    output_dir: Path, env: dict[str, str] | None = None, template: Path = TEMPLATE, **answers: Unpack[Answers]
+) -> subprocess.CompletedProcess[str]:
     """Run the real cookiecutter command line, without prompts, into `output_dir`."""
     output_dir.mkdir(parents=True, exist_ok=True)
     scratch = output_dir.parent / f"{output_dir.name}-scratch"
@@ -225,10 +243,10 @@ def make_project(path: Path, scratch: Path) -> Project:
     return Project(path=path, env=env)
 
 
-def bake_project(tmp_path: Path, **answers: str) -> Project:
+def bake_project(tmp_path: Path, *, template: Path = TEMPLATE, **answers: Unpack[Answers]) -> Project:
     """Bake with these answers (defaults for the rest) and make it runnable; fail if the bake fails."""
     output = tmp_path / "out"
-    result = bake(output, **answers)
+    result = bake(output, template=template, **answers)
     assert result.returncode == 0, f"bake failed:\n{result.stdout}\n{result.stderr}"
     (path,) = [child for child in output.iterdir() if child.is_dir()]
     return make_project(path, tmp_path)

@@ -16,10 +16,11 @@ import sys
 import sysconfig
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Unpack
 
 import yaml
 
-from tools.bakery import Project, bake_project
+from tools.bakery import Answers, Project, bake_project
 
 SIMULATED_ACTIONS = {"actions/checkout", "actions/setup-python", "actions/upload-artifact"}
 GH_STUB = """#!/bin/sh
@@ -87,7 +88,10 @@ def condition_holds(condition: str | None, context: dict[str, str], outcomes: di
     """`a == b` conditions, the only kind the generated workflow uses; anything else is an error."""
     if condition is None:
         return True
-    left, operator, right = re.fullmatch(r"\s*(\S+)\s*(==|!=)\s*(\S+)\s*", condition).groups()
+    parsed = re.fullmatch(r"\s*(\S+)\s*(==|!=)\s*(\S+)\s*", condition)
+    if parsed is None:
+        raise ValueError(f"unsupported condition: {condition!r}")
+    left, operator, right = parsed.groups()
     values = [_operand(side, context, outcomes) for side in (left, right)]
     return (values[0] == values[1]) == (operator == "==")
 
@@ -214,7 +218,7 @@ PR_BRANCH = "fewer-leaves"
 CHANGED_PARAM = "train.hist_gradient_boosting.max_leaf_nodes"
 
 
-def published(tmp_path: Path, **answers: str) -> tuple[Path, Project]:
+def published(tmp_path: Path, **answers: Unpack[Answers]) -> tuple[Path, Project]:
     """Baked, then the README's quick start: the first run committed and pushed, then a pull request's branch."""
     project = bake_project(tmp_path / "bake", **answers)
     origin = tmp_path / "origin.git"

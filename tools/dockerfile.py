@@ -100,7 +100,7 @@ def env_pairs(arguments: str) -> list[tuple[str, str]]:
     words = shlex.split(arguments)
     if words and "=" not in words[0]:  # the legacy `ENV NAME value` form
         return [(words[0], " ".join(words[1:]))]
-    return [tuple(word.split("=", 1)) for word in words]
+    return [(name, value) for name, value in (word.split("=", 1) for word in words)]
 
 
 # .dockerignore
@@ -241,11 +241,14 @@ class Builder:
         for stage in self.stages:
             self._run_stage(stage, runtime=stage is self.stages[-1])
         runtime = self.stages[-1]
+        command = runtime.last("CMD")
+        if command is None:
+            raise ValueError("the runtime stage has no CMD")
         healthcheck, options = self._healthcheck(runtime)
         return Image(
             workdir=self.filesystems[runtime.name].host(self.workdirs[runtime.name]),
             env=self._environment(runtime),
-            command=[self._translate(argument, runtime) for argument in exec_form(runtime.last("CMD").arguments)],
+            command=[self._translate(argument, runtime) for argument in exec_form(command.arguments)],
             healthcheck=[self._translate(argument, runtime) for argument in healthcheck],
             healthcheck_options=options,
             exposed=[

@@ -62,10 +62,10 @@ class FakeGitLab:
 class _Handler(BaseHTTPRequestHandler):
     gitlab: FakeGitLab
 
-    def log_message(self, *args) -> None:
+    def log_message(self, *args: object) -> None:
         pass
 
-    def _reply(self, status: int, body, headers: dict[str, str] | None = None) -> None:
+    def _reply(self, status: int, body: object, headers: dict[str, str] | None = None) -> None:
         data = json.dumps(body).encode()
         self.send_response(status)
         self.send_header("Content-Type", "application/json")

@@ -1,6 +1,6 @@
 """An S3-compatible store for DVC remotes: moto's server on 127.0.0.1, started and stopped by the tests."""
 
-import boto3
+import boto3  # type: ignore[import-untyped]  # no type information; root-only (tests and benchmarks)
 from moto.server import ThreadedMotoServer
 
 BUCKET = "pipeline-store"
@@ -12,15 +12,16 @@ class S3Server:
 
     def __init__(self) -> None:
         self.port = 0
-        self.server = None
+        self.server: ThreadedMotoServer | None = None
 
     def start(self) -> str:
-        self.server = ThreadedMotoServer(ip_address="127.0.0.1", port=self.port, verbose=False)
-        self.server.start()
-        self.port = self.server.get_host_and_port()[1]
+        self.server = server = ThreadedMotoServer(ip_address="127.0.0.1", port=self.port, verbose=False)
+        server.start()
+        self.port = server.get_host_and_port()[1]
         return self.url
 
     def stop(self) -> None:
+        assert self.server is not None, "stop() before start()"
         self.server.stop()
 
     @property

@@ -84,7 +84,8 @@ def wait_until_healthy(service: Service) -> None:
 
 def as_request_rows(frame: pd.DataFrame, target: str = "risk") -> list[dict]:
     """Rows as a client sends them: JSON values, null for missing, whole numbers as integers."""
-    records = frame.drop(columns=[target]).astype(object).where(frame.notna(), None).to_dict("records")
+    # pandas-stubs 2.3 refuses None as `other`; pandas puts it in object columns, as JSON's null
+    records = frame.drop(columns=[target]).astype(object).where(frame.notna(), None).to_dict("records")  # type: ignore[call-overload]
     return [
         {key: int(value) if isinstance(value, float) and value.is_integer() else value for key, value in row.items()}
         for row in records

@@ -32,6 +32,7 @@ import numpy as np
 import pandas as pd
 from sklearn import metrics as skm
 from sklearn.metrics import get_scorer
+from sklearn.pipeline import Pipeline
 from threadpoolctl import threadpool_limits
 
 from .core import PipelineError, Robustness, load_params, read_parquet, rounded, sample_positions, write_json
@@ -99,7 +100,7 @@ def confusion_rows(y_true: np.ndarray, y_pred: np.ndarray, limit: int) -> list[d
     return [{"actual": int(a), "predicted": int(p)} for a, p in zip(y_true[:limit], y_pred[:limit], strict=True)]
 
 
-def latency_ms(model, rows: pd.DataFrame, repeats: int) -> dict[str, float]:
+def latency_ms(model: Pipeline, rows: pd.DataFrame, repeats: int) -> dict[str, float]:
     """Wall time of single-row `predict_proba` calls, as a service worker answering one request would.
 
     On one thread, as such a worker is run: for one row, an OpenMP team (histogram gradient boosting
@@ -179,7 +180,7 @@ def fairness_report(y_true: np.ndarray, y_pred: np.ndarray, frame: pd.DataFrame,
     return {"by_column": per_column, "max_gap": max(gaps, default=0.0)}
 
 
-def _rounded(value) -> float | None:
+def _rounded(value: float) -> float | None:
     return None if pd.isna(value) else rounded(value)
 
 

@@ -4,7 +4,7 @@ Evaluation and serving load this one object, so they transform data exactly as t
 """
 
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal, Self
 
 import joblib
 import numpy as np
@@ -27,7 +27,7 @@ ESTIMATORS = {
 }
 
 
-def make_estimator(name: str, hyperparameters: dict[str, Any], seed: int):
+def make_estimator(name: str, hyperparameters: dict[str, Any], seed: int) -> BaseEstimator:
     """The estimator with its hyper-parameters checked by scikit-learn itself, before any data is read."""
     from sklearn.utils._param_validation import InvalidParameterError
 
@@ -48,7 +48,7 @@ def make_estimator(name: str, hyperparameters: dict[str, Any], seed: int):
     return estimator
 
 
-def build_pipeline(numeric: list[str], categorical: list[str], estimator) -> Pipeline:
+def build_pipeline(numeric: list[str], categorical: list[str], estimator: BaseEstimator) -> Pipeline:
     """Numbers prepared for the estimator, labels encoded (unseen labels ignored), then the estimator."""
     features = ColumnTransformer(
         [
@@ -60,7 +60,7 @@ def build_pipeline(numeric: list[str], categorical: list[str], estimator) -> Pip
     return Pipeline([("features", features), ("estimator", estimator)])
 
 
-def _number_preparation(estimator):
+def _number_preparation(estimator: BaseEstimator) -> Pipeline | Literal["passthrough"]:
     """Median-imputed and scaled; or untouched for histogram gradient boosting, which bins the values and
     learns where missing ones go by itself, so an imputer would only hide the missingness from it.
     """
@@ -69,7 +69,7 @@ def _number_preparation(estimator):
     return Pipeline([("impute", SimpleImputer(strategy="median")), ("scale", StandardScaler())])
 
 
-def _label_encoder(estimator, first_column: int, columns: int):
+def _label_encoder(estimator: BaseEstimator, first_column: int, columns: int) -> "CategoryCodes | Pipeline":
     """One-hot columns; or, for histogram gradient boosting, which splits on categories itself, one code per
     label: a third of the features at the sample's width, so it fits faster for the same accuracy.
     """
@@ -96,7 +96,7 @@ class CategoryCodes(TransformerMixin, BaseEstimator):
     def __init__(self, max_categories: int = 255):
         self.max_categories = max_categories
 
-    def fit(self, X: pd.DataFrame, y=None):
+    def fit(self, X: pd.DataFrame, y: object = None) -> Self:
         self.feature_names_in_ = np.asarray(X.columns, dtype=object)
         self.n_features_in_ = X.shape[1]
         self.categories_ = [
@@ -111,7 +111,7 @@ class CategoryCodes(TransformerMixin, BaseEstimator):
         codes[codes < 0] = np.nan
         return codes
 
-    def get_feature_names_out(self, input_features=None) -> np.ndarray:
+    def get_feature_names_out(self, input_features: object = None) -> np.ndarray:
         return self.feature_names_in_
 
 

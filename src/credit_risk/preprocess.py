@@ -16,17 +16,19 @@ Review it, then commit.
 import csv
 import io
 import math
-from collections.abc import Iterator
+from collections.abc import Hashable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import overload
 
 import numpy as np
 import pandas as pd
 import yaml
+from pandas.io.parsers import TextFileReader
 from sklearn.model_selection import train_test_split
 
-from .core import PipelineError, failure_lines, load_params, write_parquet, write_with
+from .core import PipelineError, failure_lines, load_params, write_parquet, write_text
 from .schema import Schema, check_params, contract_checks, load_schema, refuse_columns_outside
 
 # --- Reading the raw CSV
@@ -68,8 +70,16 @@ def read_csv_chunks(
             yield chunk
 
 
-def _read_csv(path: Path, dialect: Dialect, decimal: str, dtypes: dict[str, str], **options):
-    """The columns named in `dtypes`, as the file spells them, read in those dtypes."""
+@overload
+def _read_csv(path: Path, dialect: Dialect, decimal: str, dtypes: Mapping[Hashable, str]) -> pd.DataFrame: ...
+@overload
+def _read_csv(
+    path: Path, dialect: Dialect, decimal: str, dtypes: Mapping[Hashable, str], chunksize: int
+) -> TextFileReader: ...
+def _read_csv(
+    path: Path, dialect: Dialect, decimal: str, dtypes: Mapping[Hashable, str], chunksize: int | None = None
+) -> pd.DataFrame | TextFileReader:
+    """The columns named in `dtypes`, as the file spells them, read in those dtypes (in chunks of `chunksize`)."""
     return pd.read_csv(
         path,
         sep=dialect.delimiter,
@@ -77,7 +87,7 @@ def _read_csv(path: Path, dialect: Dialect, decimal: str, dtypes: dict[str, str]
         usecols=list(dtypes),
         dtype=dtypes,
         encoding=dialect.encoding,
-        **options,
+        chunksize=chunksize,
     )
 
 
@@ -92,7 +102,9 @@ def _header(path: Path, schema: Schema, required: list[str], delimiter: str) -> 
 
 
 @contextmanager
-def _parse_errors(path: Path, schema: Schema, dialect: Dialect, spelled: dict[str, str], decimal: str):
+def _parse_errors(
+    path: Path, schema: Schema, dialect: Dialect, spelled: dict[str, str], decimal: str
+) -> Iterator[None]:
     """pandas' parse errors as the fault in the file: its encoding, its shape, or the column holding text."""
     try:
         yield
@@ -223,7 +235,9 @@ def strip_labels(values: pd.Series) -> pd.Series:
     # new code of each old code; the extra last entry is where the missing code, -1, lands
     new_code_of_old = np.array([labels.get_loc(label) if label else -1 for label in stripped] + [-1])
     new_codes = new_code_of_old[values.cat.codes.to_numpy()]
-    return pd.Series(pd.Categorical.from_codes(new_codes, categories=labels), index=values.index, name=values.name)
+    # pandas-stubs 2.3 types `codes` as a Sequence[int]; pandas takes any array of integers
+    categorical = pd.Categorical.from_codes(new_codes, categories=labels)  # type: ignore[arg-type]
+    return pd.Series(categorical, index=values.index, name=values.name)
 
 
 def split(frame: pd.DataFrame, target: str, test_size: float, seed: int) -> tuple[pd.DataFrame, pd.DataFrame]:
@@ -323,6 +337,6 @@ def infer_schema(data: str | None = None, output: str | None = None, force: bool
         "# tighten or loosen ranges, categories, missing rates and means to what the data may be, not what it is.\n"
     )
     draft = header_comment + yaml.safe_dump(infer(frame), sort_keys=False, allow_unicode=True)
-    write_with(lambda handle: handle.write(draft.encode()), written)
+    write_text(written, draft)
     kept = "" if written == target else f" ({target} exists and was kept: compare, then move the draft over it)"
     print(f"infer-schema: wrote {written} for {frame.shape[1]} columns; review it before committing{kept}")

@@ -17,8 +17,9 @@ import io
 import json
 import math
 import os
+from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, TypedDict, TypeGuard
 
 from .core import PipelineError, load_params, read_json, rounded, run_tool
 
@@ -46,6 +47,24 @@ LEARNING_CURVE = ("plots/metrics/train_rows.tsv", "plots/metrics/validation/roc_
 
 
 # ---------------------------------------------------------------- pure: inputs -> report model
+Diff = dict[str, dict[str, dict[str, Any]]]  # `dvc metrics diff --json` / `dvc params diff --json`: file, name, old/new
+
+
+class ReportInputs(TypedDict):
+    """Everything `build` reports on, as `collect` reads it from this checkout and the base revision."""
+
+    base: str
+    base_note: str | None  # why the base's values are missing, if they are
+    warning: str | None  # why this checkout's values may not be reproduced, if they may not
+    gate: dict[str, Any]
+    gate_file: str
+    base_gate: dict[str, Any] | None
+    metrics_diff: Diff
+    params_diff: Diff
+    validation: dict[str, Any]
+    plots: dict[str, Any]
+    base_plots: dict[str, Any]
+    command: str
 
 
 def split_check(name: str) -> tuple[str, str | None]:
@@ -74,8 +93,7 @@ def compare(
     base: float | None, new: float | None, direction: str | None, spread: float | None = None
 ) -> dict[str, Any]:
     """The change from base to new, and whether it is better, worse, unchanged or within noise."""
-    numeric = all(isinstance(value, int | float) and not isinstance(value, bool) for value in (base, new))
-    if not numeric:
+    if not (_is_number(base) and _is_number(new)):
         return {"change": None, "verdict": "new" if base is None and new is not None else None}
     change = rounded(new - base)
     if change == 0:
@@ -89,6 +107,10 @@ def compare(
     return {"change": change, "verdict": verdict}
 
 
+def _is_number(value: object) -> TypeGuard[float]:
+    return isinstance(value, int | float) and not isinstance(value, bool)
+
+
 def gated_rows(gate: dict, base_gate: dict | None, metrics: dict, base_metrics: dict) -> list[dict[str, Any]]:
     """One row per gate check: threshold, base and PR values, the change and its direction; failures first."""
     base_values = {split_check(check["name"])[0]: check["value"] for check in (base_gate or {}).get("checks", [])}
@@ -98,7 +120,7 @@ def gated_rows(gate: dict, base_gate: dict | None, metrics: dict, base_metrics: 
         metric = key.partition(": ")[2]
         spreads = [spread_of(values, metric) for values in (metrics, base_metrics)]
         spread = max((value for value in spreads if value is not None), default=None)
-        direction = OPERATORS.get(operator)
+        direction = None if operator is None else OPERATORS.get(operator)
         rows.append(
             {
                 "check": key,
@@ -117,7 +139,7 @@ def gated_rows(gate: dict, base_gate: dict | None, metrics: dict, base_metrics: 
     return sorted(rows, key=lambda row: row["passed"])
 
 
-def other_metric_rows(diff: dict[str, dict[str, dict]], gated: list[dict], skip: str = "") -> list[dict[str, Any]]:
+def other_metric_rows(diff: Diff, gated: list[dict[str, Any]], skip: str = "") -> list[dict[str, Any]]:
     """Every metric the gated table does not show, with its change; direction from the gate when it has one.
 
     `skip` is the gate's own file, whose verdict and counts the headline already shows.
@@ -143,7 +165,7 @@ def other_metric_rows(diff: dict[str, dict[str, dict]], gated: list[dict], skip:
     return rows
 
 
-def param_rows(diff: dict[str, dict[str, dict]]) -> list[dict[str, Any]]:
+def param_rows(diff: Diff) -> list[dict[str, Any]]:
     return [
         {"file": path, "param": name, "base": values.get("old"), "pr": values.get("new")}
         for path, entries in diff.items()
@@ -201,7 +223,9 @@ def sample_curve(points: list[dict] | None, x: str, y: str, grid: list[float]) -
     return [round(interpolate(xs, ys, at), 4) for at in grid]
 
 
-def chart(title: str, x: tuple[str, list, bool], y_label: str, base: list | None, pr: list | None) -> dict:
+def chart(
+    title: str, x: tuple[str, Sequence[float], bool], y_label: str, base: list[float] | None, pr: list[float] | None
+) -> dict[str, Any]:
     """A chart's data: x axis (label, values, whether they are category labels), y range, both series."""
     x_label, x_values, labels = x
     values = [value for line in (base, pr) if line for value in line]
@@ -226,6 +250,7 @@ def curve_charts(plots: dict[str, Any], base_plots: dict[str, Any]) -> list[dict
     charts = []
     for name, title, (x, x_label), (y, y_label) in CURVES:
         points = plots.get(name)
+        axis: tuple[str, Sequence[float], bool]
         if name == "learning_curve":  # category labels: the training-set sizes this change used
             sizes = [float(point[x]) for point in points or []]
             axis = (x_label, [int(size) for size in sizes], True)
@@ -247,21 +272,21 @@ def confusion_counts(rows: list[dict] | None) -> dict[str, int] | None:
     return counts
 
 
-def build(inputs: dict[str, Any]) -> dict[str, Any]:
+def build(inputs: ReportInputs) -> dict[str, Any]:
     """The report model from its inputs (see `collect`): every number the renderers show, and nothing else."""
-    metrics_diff = inputs.get("metrics_diff") or {}
+    metrics_diff = inputs["metrics_diff"]
     entries = [item for values in metrics_diff.values() for item in values.items()]
     metrics = {metric: values.get("new") for metric, values in entries}
     base_metrics = {metric: values.get("old") for metric, values in entries}
-    gate = inputs.get("gate") or {}
-    gated = gated_rows(gate, inputs.get("base_gate"), metrics, base_metrics)
-    changed_params = param_rows(inputs.get("params_diff") or {})
-    validation = inputs.get("validation") or {}
-    plots, base_plots = inputs.get("plots") or {}, inputs.get("base_plots") or {}
+    gate = inputs["gate"]
+    gated = gated_rows(gate, inputs["base_gate"], metrics, base_metrics)
+    changed_params = param_rows(inputs["params_diff"])
+    validation = inputs["validation"]
+    plots, base_plots = inputs["plots"], inputs["base_plots"]
     return {
         "base": inputs["base"],
-        "base_note": inputs.get("base_note"),
-        "warning": inputs.get("warning"),
+        "base_note": inputs["base_note"],
+        "warning": inputs["warning"],
         "verdict": {
             "passed": bool(gate.get("passed")),
             "checks_total": gate.get("checks_total", len(gated)),
@@ -274,11 +299,11 @@ def build(inputs: dict[str, Any]) -> dict[str, Any]:
             "base": confusion_counts(base_plots.get("confusion")),
             "pr": confusion_counts(plots.get("confusion")),
         },
-        "metrics": other_metric_rows(metrics_diff, gated, inputs.get("gate_file", "")),
+        "metrics": other_metric_rows(metrics_diff, gated, inputs["gate_file"]),
         "params": changed_params,
         "validation": validation_summary(validation),
         "drift": drift_rows(validation),
-        "command": inputs.get("command", "report"),
+        "command": inputs["command"],
     }
 
 
@@ -444,7 +469,8 @@ def render_section(section: dict[str, Any], rows: list[str]) -> str:
 
 def fitted(section: dict[str, Any], room: int) -> tuple[str | None, str | None]:
     """The section with as many rows as fit in `room` characters, and what was cut (None when nothing)."""
-    rows, kept = section["rows"], []
+    rows: list[str] = section["rows"]
+    kept: list[str] = []
     for row in rows:
         if len(render_section(section, [*kept, row])) + CUT_ROW > room:
             break
@@ -532,7 +558,7 @@ def flatten(data: Any, prefix: str = "") -> dict[str, Any]:
     return {key: value for name, item in data.items() for key, value in flatten(item, f"{prefix}{name}.").items()}
 
 
-def current_metrics() -> dict[str, dict[str, dict]]:
+def current_metrics() -> Diff:
     """`dvc metrics show` in the shape of `dvc metrics diff`, with no base values."""
     shown = dvc_json("metrics", "show", "--json")
     files = (shown.get("") or {}).get("data") or {}
@@ -568,7 +594,7 @@ def learning_points(rows_tsv: str | None, score_tsv: str | None) -> list[dict] |
     ]
 
 
-def read_plots(read) -> dict[str, Any]:
+def read_plots(read: Callable[[str], str | None]) -> dict[str, Any]:
     """The plot files `dvc plots` draws, through `read(path) -> text or None` (workspace or base)."""
     params = load_params()
     plots, learning = params.paths.plots, params.paths.learning_curve
@@ -589,7 +615,7 @@ def workspace_file(path: str) -> str | None:
     return Path(path).read_text() if Path(path).is_file() else None
 
 
-def collect(base: str, command: str) -> dict[str, Any]:
+def collect(base: str, command: str) -> ReportInputs:
     """Every input of the report, read from this checkout and from the base revision."""
     params = load_params()
     gate_path = params.paths.gate
@@ -630,7 +656,7 @@ def main(base: str = "main", format: str = "markdown") -> None:  # noqa: A002  (
 REQUIRED = ("CI_SERVER_URL", "CI_PROJECT_ID", "CI_MERGE_REQUEST_IID", "GITLAB_TOKEN")
 
 
-def upsert_note(merge_request, body: str) -> str:
+def upsert_note(merge_request: Any, body: str) -> str:
     """Update the note that starts with the report marker, or create it; returns what was done.
 
     Every page of the notes is read (python-gitlab follows GitLab's `Link: rel="next"`), oldest first,

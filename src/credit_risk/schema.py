@@ -14,7 +14,7 @@ values never break a rule; the type and missing-value checks own them.
 import ast
 from math import inf
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, cast
 
 import pandas as pd
 import yaml
@@ -133,9 +133,8 @@ def _literal_number(node: ast.AST) -> float | None:
 def rule_holds(frame: pd.DataFrame, name: str, expression: str) -> pd.Series:
     """Whether the rule holds on each row; a row missing one of its columns holds (see the module's doc)."""
     complete = frame[sorted(parse_rule(name, expression, set(frame.columns)))].dropna()
-    holds = complete.astype({c: "object" for c in complete.select_dtypes("category").columns}).eval(
-        expression, engine="python"
-    )
+    typed = complete.astype({c: "object" for c in complete.select_dtypes("category").columns})
+    holds = cast(pd.Series, typed.eval(expression, engine="python"))  # a rule names columns: one value per row
     return holds.astype(bool).reindex(frame.index, fill_value=True)
 
 
@@ -372,7 +371,7 @@ def check_dataset(frame: pd.DataFrame, schema: Schema, target: str, label: str) 
 
 def check_column(series: pd.Series, spec: ColumnSpec, label: str) -> list[Check]:
     """Type, missing values, range, allowed values, uniqueness and statistics of one column."""
-    name = series.name
+    name = str(series.name)
     type_ok = (
         pd.api.types.is_numeric_dtype(series) if spec.is_numeric else isinstance(series.dtype, pd.CategoricalDtype)
     )
@@ -380,7 +379,7 @@ def check_column(series: pd.Series, spec: ColumnSpec, label: str) -> list[Check]
     if not type_ok:
         return checks
 
-    def bad_rows(rule: str, bad: pd.Series, value, threshold, fix: str = "") -> Check:
+    def bad_rows(rule: str, bad: pd.Series, value: float | None, threshold: float, fix: str = "") -> Check:
         detail = f"{len(bad)} rows, e.g. {examples(bad)}{'; ' + fix if fix else ''}" if len(bad) else ""
         return Check(f"{label}: {rule}", bad.empty, value, threshold, column=name, detail=detail)
 
@@ -451,19 +450,20 @@ def _statistics(present: pd.Series, spec: ColumnSpec, label: str) -> list[Check]
         ("spread <= std_max", std, spec.std_max, std <= (spec.std_max if spec.std_max is not None else std)),
     ]
     return [
-        Check(f"{label}: {rule}", passed, rounded(value), limit, column=present.name)
+        Check(f"{label}: {rule}", passed, rounded(value), limit, column=str(present.name))
         for rule, value, limit, passed in bounds
         if limit is not None
     ]
 
 
-def _number(value: object) -> float | None:
+def _number(value: float) -> float | None:
     return None if pd.isna(value) else float(value)
 
 
-def _allowed_values(spec: ColumnSpec) -> list:
+def _allowed_values(spec: ColumnSpec) -> list[float] | list[str]:
     """Allowed values in the column's stored form: numbers as floats, labels as text."""
-    return [float(value) for value in spec.allowed] if spec.is_numeric else [str(value) for value in spec.allowed]
+    allowed = spec.allowed or ()
+    return [float(value) for value in allowed] if spec.is_numeric else [str(value) for value in allowed]
 
 
 # --- The whole contract

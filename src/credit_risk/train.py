@@ -19,11 +19,11 @@ from .core import (
     LearningCurve,
     PipelineError,
     load_params,
-    read_json,
     read_parquet,
+    read_report,
     rounded,
     sample_positions,
-    write_with,
+    write_text,
 )
 from .model import binary_labels, build_pipeline, make_estimator, save_model
 from .schema import check_params, load_schema
@@ -70,10 +70,7 @@ def write_dvclive_steps(steps: list[dict[str, float]], directory: Path) -> None:
     shutil.rmtree(directory, ignore_errors=True)  # a metric dropped from the steps leaves no stale file
     for name in steps[0]:
         lines = [f"step\t{name.rsplit('/', 1)[-1]}"] + [f"{step}\t{values[name]}" for step, values in enumerate(steps)]
-        text = "\n".join(lines) + "\n"
-        write_with(
-            lambda handle, text=text: handle.write(text.encode()), directory / "plots" / "metrics" / f"{name}.tsv"
-        )
+        write_text(directory / "plots" / "metrics" / f"{name}.tsv", "\n".join(lines) + "\n")
     summary: dict[str, Any] = {}
     for name, value in steps[-1].items():
         *folders, leaf = name.split("/")
@@ -82,7 +79,7 @@ def write_dvclive_steps(steps: list[dict[str, float]], directory: Path) -> None:
             nested = nested.setdefault(folder, {})
         nested[leaf] = value
     summary["step"] = len(steps) - 1
-    write_with(lambda handle: handle.write((json.dumps(summary, indent=4) + "\n").encode()), directory / "metrics.json")
+    write_text(directory / "metrics.json", json.dumps(summary, indent=4) + "\n")
 
 
 # --- The stage
@@ -91,7 +88,7 @@ def main() -> None:
     paths, target, settings = params.paths, params.data.target, params.train
     check_params(params, load_schema(paths.contract))
     estimator = make_estimator(settings.estimator, settings.hyperparameters, settings.seed)
-    if not read_json(paths.validation).get("passed"):
+    if not read_report(paths.validation).passed:
         raise PipelineError(f"validate did not pass: fix the data before training (see {paths.validation})")
     frame = read_parquet(paths.train)
     labels = binary_labels(frame[target], params.data.positive_class)

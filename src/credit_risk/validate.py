@@ -30,7 +30,7 @@ from .core import (
     rounded,
     sample_positions,
     write_json,
-    write_with,
+    write_text,
 )
 from .schema import check_params, contract_checks, load_schema
 
@@ -43,8 +43,9 @@ def psi(reference: pd.Series, current: pd.Series, bins: int) -> float:
     if pd.api.types.is_numeric_dtype(reference):
         edges = np.unique(np.nanquantile(reference.to_numpy(dtype=float), np.linspace(0, 1, bins + 1)))
         edges[0], edges[-1] = -np.inf, np.inf
-        ref_codes = pd.cut(reference, edges, labels=False).fillna(-1)
-        cur_codes = pd.cut(current, edges, labels=False).fillna(-1)
+        cuts: list[float] = edges.tolist()
+        ref_codes = pd.cut(reference, cuts, labels=False).fillna(-1)
+        cur_codes = pd.cut(current, cuts, labels=False).fillna(-1)
     else:
         ref_codes = reference.astype("string").fillna("<missing>")
         cur_codes = current.astype("string").fillna("<missing>")
@@ -87,7 +88,7 @@ def evidently_drift(reference: pd.DataFrame, current: pd.DataFrame, report_path:
     with seeded_ids(seed):
         snapshot = Report([DataDriftPreset()]).run(current_data=current, reference_data=reference)
         html = snapshot.get_html_str(as_iframe=False)
-    write_with(lambda handle: handle.write(html.encode()), report_path)
+    write_text(report_path, html)
     counts = [m["value"] for m in snapshot.dict()["metrics"] if m["metric_name"].startswith("DriftedColumnsCount")]
     return rounded(counts[0]["share"]) if counts else 0.0
 
@@ -102,7 +103,7 @@ the next <code>dvc repro</code> compares the data with it here.</p></body></html
 
 
 def write_no_reference_page(report_path: Path) -> None:
-    write_with(lambda handle: handle.write(NO_REFERENCE_PAGE.encode()), report_path)
+    write_text(report_path, NO_REFERENCE_PAGE)
 
 
 @contextmanager
@@ -137,7 +138,7 @@ def drift_checks(
     shared = [
         frame.iloc[sample_positions(len(frame), settings.sample_rows, seed)][columns] for frame in (reference, current)
     ]
-    share = evidently_drift(*shared, report_path, seed)
+    share = evidently_drift(shared[0], shared[1], report_path, seed)
     return [
         *psi_checks(reference, current, columns, settings.psi_bins, settings.drift_psi_max),
         Check(

@@ -62,7 +62,7 @@ def test_gaps_are_fairlearns_own_measures():
     assert gaps["equalized_odds_difference"] == pytest.approx(expected_odds, abs=1e-6)
 
 
-def fairlearn_figures(y_true, y_pred, groups: pd.Series) -> dict:
+def fairlearn_figures(y_true: np.ndarray, y_pred: np.ndarray, groups: pd.Series) -> dict:
     """The figures group_fairness reports, computed with fairlearn, each rate on the groups where it exists.
 
     A true positive rate exists for a group with actual positives, so it is fairlearn's rate on the rows whose

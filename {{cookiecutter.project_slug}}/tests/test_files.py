@@ -1,5 +1,6 @@
 import re
 from pathlib import Path
+from typing import IO
 
 import numpy as np
 import pandas as pd
@@ -95,7 +96,7 @@ def test_a_failed_write_leaves_the_previous_file_whole(tmp_path):
     target = tmp_path / "model.bin"
     target.write_bytes(b"the good model")
 
-    def crash_half_way(handle) -> None:
+    def crash_half_way(handle: IO[bytes]) -> None:
         handle.write(b"half a mo")
         raise KeyboardInterrupt  # the stage is interrupted mid-write
 

@@ -1,6 +1,6 @@
 import pytest
 
-from {{ cookiecutter.package_name }}.core import Comparison, DataQuality, PipelineError
+from {{ cookiecutter.package_name }}.core import Check, CheckReport, Comparison, DataQuality, PipelineError, Promotion
 from {{ cookiecutter.package_name }}.gate import comparison_check, data_quality_checks, threshold_checks
 
 METRICS = {"accuracy": 0.8, "f1": 0.85, "latency_p99_ms": 12.0}
@@ -26,28 +26,32 @@ def test_an_undefined_metric_fails_its_check_with_the_reason():
 
 
 @pytest.mark.parametrize(("share_of_production", "passes"), [(0.97, False), (0.99, True)])
-def test_comparison_with_the_production_model(share_of_production, passes):
-    baseline = {"version": "v1.0.0", "metrics": {"f1": METRICS["f1"] / share_of_production}}
+def test_comparison_with_the_production_model(share_of_production: float, passes: bool) -> None:
+    baseline = Promotion(
+        artifact="model",
+        version="v1.0.0",
+        model_md5="0" * 32,
+        source_commit="0" * 40,
+        metrics={"f1": METRICS["f1"] / share_of_production},
+    )
     check = comparison_check(Comparison(metric="f1", min_ratio=0.98), METRICS, baseline)
     assert check.passed is passes
 
 
 def test_no_baseline_passes_and_says_so():
-    check = comparison_check(Comparison(metric="f1", min_ratio=0.98), METRICS, {"metrics": None})
+    check = comparison_check(Comparison(metric="f1", min_ratio=0.98), METRICS, None)
     assert check.passed and "no baseline" in check.detail
 
 
 def test_data_quality_reads_the_worst_missing_rate_from_validation():
-    validation = {
-        "passed": True,
-        "checks_failed": 0,
-        "checks": [
-            {"name": "train: missing rate", "value": 0.3},
-            {"name": "test: missing rate", "value": 0.5},
-            {"name": "drift: PSI", "value": 0.31},
-        ],
-    }
+    checks = [
+        Check("train: missing rate", True, 0.3),
+        Check("test: missing rate", True, 0.5),
+        Check("drift: PSI", True, 0.31),
+    ]
+    validation = CheckReport(passed=True, checks_total=3, checks_failed=0, checks=checks)
     (check,) = data_quality_checks(DataQuality(missing_rate_max=0.45), validation)
     assert (check.value, check.passed) == (0.5, False)
-    (check,) = data_quality_checks(DataQuality(missing_rate_max=0.45), {"passed": True, "checks": []})
+    nothing = CheckReport(passed=True, checks_total=0, checks_failed=0, checks=[])
+    (check,) = data_quality_checks(DataQuality(missing_rate_max=0.45), nothing)
     assert (check.value, check.passed) == (0.0, True)

@@ -19,7 +19,7 @@ def frame(rows: int = 60) -> pd.DataFrame:
     return pd.DataFrame(
         {
             "amount": np.where(np.arange(rows) % 7 == 0, np.nan, amount),
-            "colour": pd.Categorical(rng.choice(["red", "blue", None], size=rows)),
+            "colour": pd.Categorical(rng.choice(np.array(["red", "blue", None], dtype=object), size=rows)),
         }
     )
 

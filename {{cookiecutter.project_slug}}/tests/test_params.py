@@ -10,7 +10,7 @@ PROJECT = Path(__file__).resolve().parents[1]
 DEFAULTS = yaml.safe_load((PROJECT / "params.yaml").read_text())
 
 
-def write_params(tmp_path: Path, dotted_key: str, value) -> Path:
+def write_params(tmp_path: Path, dotted_key: str, value: object) -> Path:
     """The project's params.yaml with one key set (or removed, for value ...), written to tmp_path."""
     params = yaml.safe_load((PROJECT / "params.yaml").read_text())
     *parents, last = dotted_key.split(".")

@@ -12,7 +12,7 @@ COPIED = ["dvc.yaml", "params.yaml", "schema.yaml", ".dvcignore", "data", "produ
 
 
 @pytest.fixture
-def pipeline_copy(tmp_path) -> Path:
+def pipeline_copy(tmp_path: Path) -> Path:
     """This project's pipeline, code and sample data in a fresh git + DVC repository."""
     for name in COPIED:
         source = PROJECT / name

@@ -14,13 +14,13 @@ from pathlib import Path
 
 import pytest
 
-from {{ cookiecutter.package_name }}.report import LIMIT, build, render_json, render_markdown
+from {{ cookiecutter.package_name }}.report import LIMIT, ReportInputs, build, render_json, render_markdown
 
 GOLDEN = Path(__file__).parent / "golden"
 PLOT_TITLES = ("ROC curve", "Precision-recall curve", "Learning curve")
 
 
-def gate_check(name: str, value, threshold, passed: bool = True, detail: str = "") -> dict:
+def gate_check(name: str, value: float | None, threshold: float | None, passed: bool = True, detail: str = "") -> dict:
     return {"name": name, "value": value, "threshold": threshold, "passed": passed, "detail": detail, "column": None}
 
 
@@ -90,54 +90,45 @@ def metric_files(accuracy: float, latency: float, spread: float) -> dict:
     }
 
 
-def inputs(scenario: str) -> dict:
+def inputs(scenario: str) -> ReportInputs:
     """The report's inputs for a named scenario, as `report.collect` gathers them in a real checkout."""
     base_metrics = metric_files(0.77, 3.0, 0.2)
-    common = {
-        "base": "main",
-        "base_note": None,
-        "warning": None,
-        "gate_file": "metrics/gate.json",
-        "validation": validation_file(),
-        "base_plots": plot_files(0.5),
-        "params_diff": {"params.yaml": {"train.hist_gradient_boosting.max_leaf_nodes": {"old": 7, "new": 5}}},
-        "command": "my-project report",
-        "base_gate": gate_file(0.77, 3.0),
-    }
+    passing = ReportInputs(
+        base="main",
+        base_note=None,
+        warning=None,
+        gate=gate_file(0.78, 3.1),
+        gate_file="metrics/gate.json",
+        base_gate=gate_file(0.77, 3.0),
+        metrics_diff=metrics_diff(base_metrics, metric_files(0.78, 3.1, 0.15)),
+        params_diff={"params.yaml": {"train.hist_gradient_boosting.max_leaf_nodes": {"old": 7, "new": 5}}},
+        validation=validation_file(),
+        plots=plot_files(0.4),
+        base_plots=plot_files(0.5),
+        command="my-project report",
+    )
     if scenario == "passing":
-        return {
-            **common,
-            "gate": gate_file(0.78, 3.1),
-            "plots": plot_files(0.4),
-            "metrics_diff": metrics_diff(base_metrics, metric_files(0.78, 3.1, 0.15)),
-        }
+        return passing
     if scenario == "failing":
         return {
-            **common,
+            **passing,
             "gate": gate_file(0.70, 4.5),
             "plots": plot_files(0.7),
             "metrics_diff": metrics_diff(base_metrics, metric_files(0.70, 4.5, 0.1)),
         }
     if scenario == "no_base":
         return {
-            **common,
+            **passing,
             "base_gate": None,
             "base_plots": {},
             "params_diff": {},
-            "gate": gate_file(0.78, 3.1),
             "base_note": "The base `main` has no metrics yet: every value below is new.",
-            "plots": plot_files(0.4),
             "metrics_diff": metrics_diff(None, metric_files(0.78, 3.1, 0.15)),
         }
     assert scenario == "many_metrics"
     new = metric_files(0.78, 3.1, 0.15)
     new["metrics/extra.json"] = {f"segment_{index:04d}.recall": index / 3000 for index in range(3000)}
-    return {
-        **common,
-        "gate": gate_file(0.78, 3.1),
-        "plots": plot_files(0.4),
-        "metrics_diff": metrics_diff(base_metrics, new),
-    }
+    return {**passing, "metrics_diff": metrics_diff(base_metrics, new)}
 
 
 @pytest.mark.parametrize("scenario", ["passing", "failing", "no_base", "many_metrics"])
@@ -159,16 +150,21 @@ LINE = re.compile(r"^    line (\[.*\])$")
 INIT = re.compile(r"^%%\{init: (.*)\}%%$")
 
 
+def matched(pattern: re.Pattern[str], line: str) -> re.Match[str]:
+    match = pattern.match(line)
+    assert match, line
+    return match
+
+
 def parse_xychart(block: list[str]) -> dict:
     """One Mermaid block, line by line; anything but the grammar below is an error.
 
     %%{init: <JSON>}%%  /  xychart-beta  /  title "..."  /  x-axis "..." a --> b | x-axis "..." ["l", ...]
     /  y-axis "..." a --> b  /  line [n, ...] (one or more, equal lengths, inside the y range)
     """
-    assert INIT.match(block[0]), block[0]
-    palette = json.loads(INIT.match(block[0]).group(1))["themeVariables"]["xyChart"]["plotColorPalette"]
+    palette = json.loads(matched(INIT, block[0]).group(1))["themeVariables"]["xyChart"]["plotColorPalette"]
     assert block[1] == "xychart-beta"
-    title = TITLE.match(block[2]).group(1)
+    title = matched(TITLE, block[2]).group(1)
     x_range, x_labels = AXIS_RANGE.match(block[3]), AXIS_LABELS.match(block[3])
     assert x_range or x_labels, block[3]
     labels = json.loads(x_labels.group(2)) if x_labels else None
@@ -178,7 +174,7 @@ def parse_xychart(block: list[str]) -> dict:
     low, high = float(y_axis.group(3)), float(y_axis.group(4))
     series = []
     for line in block[5:]:
-        values = json.loads(LINE.match(line).group(1))
+        values = json.loads(matched(LINE, line).group(1))
         assert values and all(isinstance(value, int | float) and not isinstance(value, bool) for value in values)
         assert all(low <= value <= high for value in values), (title, values, low, high)
         series.append(values)
@@ -189,7 +185,8 @@ def parse_xychart(block: list[str]) -> dict:
 
 
 def mermaid_blocks(text: str) -> list[dict]:
-    blocks, current = [], None
+    blocks: list[dict] = []
+    current: list[str] | None = None
     for line in text.splitlines():
         if line == "```mermaid":
             assert current is None

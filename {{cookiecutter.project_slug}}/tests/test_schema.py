@@ -12,7 +12,7 @@ from {{ cookiecutter.package_name }}.schema import load_schema
 PROJECT = Path(__file__).resolve().parents[1]
 
 
-def write_schema(tmp_path: Path, column: str, spec: dict | None = None, **top) -> Path:
+def write_schema(tmp_path: Path, column: str, spec: dict | None = None, **top: object) -> Path:
     schema = yaml.safe_load((PROJECT / "schema.yaml").read_text())
     if spec is not None:
         schema["columns"][column] = spec

@@ -12,17 +12,19 @@ import importlib
 import sys
 import traceback
 from collections.abc import Callable
+from typing import Any
 
 from . import __doc__ as DESCRIPTION
 from .core import INTERNAL_ERROR, INTERRUPTED, PASSED, USER_ERROR, ChecksFailed, PipelineError
 
-MODEL_VERSION = (
+Argument = tuple[str, dict[str, Any]]  # a flag and its argparse options
+MODEL_VERSION: Argument = (
     "--model-version",
     {"help": "a promoted version from the registry, e.g. v1.2.0 (default: the workspace model of dvc.lock)"},
 )
 # command: (help, [(flag, argparse options), ...]); it runs `main()` of the module named like it,
 # or the function named like it (with "-" -> "_") of the module in HANDLED_BY
-COMMANDS = {
+COMMANDS: dict[str, tuple[str, list[Argument]]] = {
     "preprocess": ("raw CSV -> clean, typed, split Parquet", []),
     "validate": ("check the processed data against schema.yaml", []),
     "train": ("fit the model pipeline and save it with joblib", []),

@@ -8,6 +8,8 @@
   stage that fails puts back, from DVC's cache, the outputs dvc.lock records for it
   (`restore_outputs`). Git and DVC run through one wrapper, `run_tool`.
 - Checks: one record for every pass/fail check, shared by validate and gate, and how it is reported.
+- Records: the JSON files one command writes and another reads (a check report, the production
+  baseline), typed like the params, so a missing key is an error that names it, not a silent default.
 - Params: params.yaml, typed. `load_params()` checks the whole file before a stage does any work, so
   a mistake is one line naming the key, the value and what is allowed, never a traceback half-way
   through a run. Keys that name columns are checked against the data contract by
@@ -178,10 +180,14 @@ def _refuse_non_finite(data: Any, path: Path, keys: list[str]) -> None:
         _refuse_non_finite(value, path, [*keys, str(key)])
 
 
-def write_with(save: Callable[[IO[bytes]], None], path: Path) -> None:
+def write_with(save: Callable[[IO[bytes]], object], path: Path) -> None:
     """Write `path` with a library's own save function (e.g. joblib.dump into a file), atomically."""
     with replaced_atomically(path) as handle:
         save(handle)
+
+
+def write_text(path: Path, text: str) -> None:
+    write_with(lambda handle: handle.write(text.encode()), path)
 
 
 def file_md5(path: Path) -> str:
@@ -240,7 +246,7 @@ def _restore_file(path: Path, md5: str, cached: Path) -> bool:
     return True
 
 
-def run_tool(*args: str, check: bool = True) -> subprocess.CompletedProcess:
+def run_tool(*args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
     """A git or dvc command with its output captured; with `check`, a failure is a PipelineError quoting it."""
     try:
         result = subprocess.run(list(args), capture_output=True, text=True)
@@ -498,3 +504,41 @@ def _error_line(path: Path, problem: Any) -> str:
         return f"{path}: '{key}': {message}"
     value = repr(problem["input"])
     return f"{path}: '{key}' is {value if len(value) <= 80 else value[:77] + '...'}: {message}"
+
+
+# --- Records
+class Record(BaseModel):
+    """A JSON file one command writes and another reads: a missing or mistyped key is an error naming it."""
+
+    model_config = ConfigDict(frozen=True)
+
+
+class CheckReport(Record):
+    """A verdict file of checks (validate's, the gate's), as `report` writes it."""
+
+    passed: bool
+    checks_total: int
+    checks_failed: int
+    checks: list[Check]
+
+
+class Promotion(Record):
+    """production/baseline.json once a model is promoted (`promote` writes it): the production model."""
+
+    artifact: str
+    version: str
+    model_md5: str
+    source_commit: str
+    metrics: dict[str, Any]  # evaluate's metrics file as it was at the promotion
+
+
+def read_report(path: Path) -> CheckReport:
+    return validated(CheckReport, read_json(path), path)
+
+
+def read_baseline(path: Path) -> Promotion | None:
+    """The production model's record; None before the first promotion, when the file's metrics are null."""
+    raw = read_json(path)
+    if isinstance(raw, dict) and "metrics" in raw and raw["metrics"] is None:
+        return None
+    return validated(Promotion, raw, path)

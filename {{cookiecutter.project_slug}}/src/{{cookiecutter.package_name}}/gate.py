@@ -14,13 +14,17 @@ from .core import (
     GATE_FAILED,
     PASSED,
     Check,
+    CheckReport,
     Comparison,
     DataQuality,
     Params,
     PipelineError,
+    Promotion,
     failure_lines,
     load_params,
+    read_baseline,
     read_json,
+    read_report,
     report,
     rounded,
     write_json,
@@ -52,13 +56,13 @@ def known_metric(metrics: dict[str, Any], metric: str, key: str) -> Any:
     return metrics[metric]
 
 
-def comparison_check(settings: Comparison, metrics: dict[str, Any], baseline: dict[str, Any]) -> Check:
+def comparison_check(settings: Comparison, metrics: dict[str, Any], baseline: Promotion | None) -> Check:
     """The candidate against the production model; with no production model yet, it passes and says so."""
     metric, ratio = settings.metric, settings.min_ratio
     value = known_metric(metrics, metric, "gate.comparison.metric")
     name = f"comparison: {metric} >= {ratio} x production"
-    production = (baseline.get("metrics") or {}).get(metric)
-    if production is None:
+    production = None if baseline is None else baseline.metrics.get(metric)
+    if baseline is None or production is None:
         return Check(name, True, value, None, detail="no baseline: no model has been promoted yet")
     floor = rounded(ratio * production)
     return Check(
@@ -66,17 +70,17 @@ def comparison_check(settings: Comparison, metrics: dict[str, Any], baseline: di
         value is not None and value >= floor,
         value,
         floor,
-        detail=f"production {baseline.get('version', '')} has {metric} {production}",
+        detail=f"production {baseline.version} has {metric} {production}",
     )
 
 
-def data_quality_checks(settings: DataQuality, validation: dict[str, Any]) -> list[Check]:
+def data_quality_checks(settings: DataQuality, validation: CheckReport) -> list[Check]:
     """The worst column's missing rate in validate's report, against the gate's own ceiling.
 
     Validation's verdict and drift need no check here: validate fails on them, and train refuses to run
     on data that failed, so no candidate reaches the gate without them.
     """
-    rates = [check["value"] for check in validation.get("checks", []) if check["name"].endswith(": missing rate")]
+    rates = [check.value for check in validation.checks if check.name.endswith(": missing rate")]
     return [at_most("data_quality: missing rate", max(rates, default=0.0), settings.missing_rate_max)]
 
 
@@ -89,8 +93,8 @@ def gate_checks(params: Params) -> list[Check]:
     metrics = {**read_json(paths.evaluation), **read_json(paths.latency)}
     return [
         *threshold_checks(gate.performance, metrics, "performance"),
-        comparison_check(gate.comparison, metrics, read_json(paths.baseline)),
-        *data_quality_checks(gate.data_quality, read_json(paths.validation)),
+        comparison_check(gate.comparison, metrics, read_baseline(paths.baseline)),
+        *data_quality_checks(gate.data_quality, read_report(paths.validation)),
         at_most("fairness: largest group gap", read_json(paths.fairness)["max_gap"], gate.fairness.max_gap),
         at_most("robustness: largest drop", read_json(paths.robustness)["max_drop"], gate.robustness.max_drop),
     ]

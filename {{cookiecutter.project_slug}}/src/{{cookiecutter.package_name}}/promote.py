@@ -11,11 +11,14 @@ from pathlib import Path
 from .core import (
     Params,
     PipelineError,
+    Promotion,
     dvc,
     git,
     load_params,
+    read_baseline,
     read_json,
     read_parquet,
+    read_report,
     sample_positions,
     write_json,
     write_parquet,
@@ -39,7 +42,7 @@ def model_artifact(model_path: Path) -> str:
 
 
 def refuse_unless_committed_and_passing(params: Params) -> None:
-    if not read_json(params.paths.gate).get("passed"):
+    if not read_report(params.paths.gate).passed:
         raise PipelineError("the gate verdict is FAILED (metrics/gate.json): only a model that passed is promoted")
     if git("status", "--porcelain", "--untracked-files=no").strip():
         raise PipelineError("uncommitted changes: commit the run (dvc.lock, metrics) before promoting it")
@@ -89,21 +92,21 @@ def main() -> None:
     artifact = model_artifact(model_path)
     version = next_version(artifact)
     md5 = verified_md5(model_path)
-    current = read_json(params.paths.baseline)
-    if current.get("model_md5") == md5:
-        print(f"promote: this model is already {STAGE} ({artifact} {current.get('version')}); nothing to do")
+    current = read_baseline(params.paths.baseline)
+    if current is not None and current.model_md5 == md5:
+        print(f"promote: this model is already {STAGE} ({artifact} {current.version}); nothing to do")
         return
-    baseline = {
-        "artifact": artifact,
-        "version": version,
-        "model_md5": md5,
-        "source_commit": git("rev-parse", "HEAD").strip(),
-        "metrics": read_json(params.paths.evaluation),
-    }
+    baseline = Promotion(
+        artifact=artifact,
+        version=version,
+        model_md5=md5,
+        source_commit=git("rev-parse", "HEAD").strip(),
+        metrics=read_json(params.paths.evaluation),
+    )
     paths, settings = params.paths, params.validation
     recorded = [str(path) for path in (paths.baseline, paths.reference, paths.validation, paths.gate)]
     recorded.append("dvc.lock")
-    write_json(baseline, paths.baseline)
+    write_json(baseline.model_dump(), paths.baseline)
     train = read_parquet(paths.train)
     labels = binary_labels(train.pop(params.data.target), params.data.positive_class)
     kept = sample_positions(len(train), settings.reference_rows, settings.seed, labels)

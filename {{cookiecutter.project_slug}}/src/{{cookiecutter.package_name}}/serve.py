@@ -20,16 +20,19 @@ import tempfile
 import threading
 import time
 import uuid
+from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime
+from functools import partial
 from pathlib import Path
-from typing import Annotated, Any, Literal, Protocol
+from typing import Annotated, Any, Literal, Protocol, cast
 
 import pandas as pd
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
 from pydantic import BaseModel, ConfigDict, Field, create_model
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from .core import Serve, load_params
 from .schema import ColumnSpec, Schema, load_schema
@@ -63,7 +66,7 @@ class SqlitePredictionLog:
     def __init__(self, path: Path):
         path.parent.mkdir(parents=True, exist_ok=True)
         self.path = path
-        self._pending: queue.Queue = queue.Queue()
+        self._pending: queue.Queue[tuple[Any, ...] | None] = queue.Queue()
         with self._connect() as connection:
             connection.execute(
                 "CREATE TABLE IF NOT EXISTS predictions (request_id TEXT NOT NULL, time TEXT NOT NULL, "
@@ -74,7 +77,15 @@ class SqlitePredictionLog:
         self._writer = threading.Thread(target=self._store_batches, name="prediction-log", daemon=True)
         self._writer.start()
 
-    def write(self, request_id, model_version, rows, labels, probabilities, latency_ms) -> None:
+    def write(
+        self,
+        request_id: str,
+        model_version: str,
+        rows: list[dict[str, Any]],
+        labels: list[Any],
+        probabilities: list[float],
+        latency_ms: float,
+    ) -> None:
         now = datetime.now(UTC).isoformat(timespec="milliseconds")
         for index, (row, label, probability) in enumerate(zip(rows, labels, probabilities, strict=True)):
             record = (request_id, now, model_version, index, json.dumps(row, sort_keys=True), json.dumps(label))
@@ -120,20 +131,22 @@ def main(host: str | None = None, port: int | None = None, model_version: str | 
     settings = params.serve
     if model_version is not None:
         os.environ[MODEL_VERSION_VARIABLE] = model_version
-    options = {
-        "host": host or settings.host,
-        "port": port or settings.port,
-        "timeout_graceful_shutdown": settings.graceful_shutdown_seconds,
-        "log_level": "info",
-    }
+    run = partial(
+        uvicorn.run,
+        host=host or settings.host,
+        port=port or settings.port,
+        # uvicorn annotates whole seconds, but waits with asyncio.wait_for, which takes any number of them
+        timeout_graceful_shutdown=settings.graceful_shutdown_seconds,  # type: ignore[arg-type]
+        log_level="info",
+    )
     if settings.workers == 1:
-        uvicorn.run(create_app(), **options)  # the model loads once; one that cannot load stops here, with its message
+        run(create_app())  # the model loads once; one that cannot load stops here, with its message
         return
     # several workers each build their own app: check the model here first, so a bad one stops before they start
     load_serving_model(params, load_schema(params.paths.contract), model_version)
     with tempfile.TemporaryDirectory(prefix="metrics-") as shared_metrics:
         os.environ.setdefault(METRICS_FOLDER_VARIABLE, shared_metrics)
-        uvicorn.run(f"{__package__}.serve:create_app", factory=True, workers=settings.workers, **options)
+        run(f"{__package__}.serve:create_app", factory=True, workers=settings.workers)
 
 
 def create_app() -> FastAPI:
@@ -151,7 +164,7 @@ def build_app(model: ServingModel, settings: Serve, log: PredictionLog) -> FastA
     metrics = ServiceMetrics(model.version)
 
     @asynccontextmanager
-    async def lifespan(app: FastAPI):
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         yield
         log.close()  # after the last request: every logged prediction reaches the store
 
@@ -181,11 +194,11 @@ def build_app(model: ServingModel, settings: Serve, log: PredictionLog) -> FastA
         return Response(body, media_type=content_type)
 
     @app.post("/predict")
-    def predict(body: PredictRequest, request: Request) -> dict[str, Any]:  # type: ignore[valid-type]
+    def predict(body: PredictRequest, request: Request) -> dict[str, Any]:  # type: ignore[valid-type]  # built at run time
         start = time.perf_counter()
         request_id = request.headers.get("x-request-id", "")
         request_id = request_id if REQUEST_ID.match(request_id) else uuid.uuid4().hex
-        rows = [row.model_dump() for row in body.rows]
+        rows = [row.model_dump() for row in cast(PredictBody, body).rows]
         one_thread.limit()
         labels, probabilities = model.score(pd.DataFrame.from_records(rows, columns=model.features))
         labels, probabilities = labels.tolist(), probabilities.tolist()
@@ -219,7 +232,14 @@ class OneThreadPerPrediction:
             self._done.limited = True
 
 
-def request_model(schema: Schema, features: list[str], max_rows: int) -> type[BaseModel]:
+class PredictBody(BaseModel):
+    """What every body of POST /predict is; `request_model` types its rows from the contract."""
+
+    model_config = ConfigDict(extra="forbid")
+    rows: list[BaseModel]
+
+
+def request_model(schema: Schema, features: list[str], max_rows: int) -> type[PredictBody]:
     """The body of POST /predict: `rows`, 1 to `max_rows` of them. Each row holds the model's features and
     may hold the contract's other columns (the target, excluded ones), checked and ignored; nothing else.
     """
@@ -231,8 +251,8 @@ def request_model(schema: Schema, features: list[str], max_rows: int) -> type[Ba
     Row = create_model("Row", __config__=strict, **fields)
     return create_model(
         "PredictRequest",
-        __config__=ConfigDict(extra="forbid"),
-        rows=(Annotated[list[Row], Field(min_length=1, max_length=max_rows)], ...),  # type: ignore[valid-type]
+        __base__=PredictBody,
+        rows=(Annotated[list[Row], Field(min_length=1, max_length=max_rows)], ...),
     )
 
 
@@ -240,12 +260,11 @@ def _field_type(spec: ColumnSpec) -> Any:
     """The contract's per-row rules for one column as a type: kind, range, allowed values, missing or not."""
     if spec.allowed is not None:
         values = tuple(spec.allowed) if spec.is_numeric else tuple(str(value) for value in spec.allowed)
-        kind: Any = Literal[values]  # type: ignore[valid-type]
+        kind: Any = Literal[values]
     elif spec.is_numeric:
         number = int if spec.type == "integer" else float
-        limits = (("ge", spec.min), ("le", spec.max))
-        bounds = {key: value for key, value in limits if value is not None and math.isfinite(value)}
-        kind = Annotated[number, Field(**bounds)]
+        low, high = (None if limit is None or not math.isfinite(limit) else limit for limit in (spec.min, spec.max))
+        kind = Annotated[number, Field(ge=low, le=high)]
     else:
         kind = Annotated[str, Field(min_length=1)]
     return kind | None if spec.nullable else kind
@@ -254,10 +273,10 @@ def _field_type(spec: ColumnSpec) -> Any:
 class BodySizeLimit:
     """413 for a body over `max_bytes`, counted as it arrives: a client cannot make the server buffer more."""
 
-    def __init__(self, app, max_bytes: int):
+    def __init__(self, app: ASGIApp, max_bytes: int):
         self.app, self.max_bytes = app, max_bytes
 
-    async def __call__(self, scope, receive, send):
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             return await self.app(scope, receive, send)
         declared = dict(scope["headers"]).get(b"content-length", b"0")
@@ -265,7 +284,7 @@ class BodySizeLimit:
             return await self._refuse(scope, receive, send)
         received = 0
 
-        async def counted():
+        async def counted() -> Message:
             nonlocal received
             message = await receive()
             received += len(message.get("body", b""))
@@ -278,7 +297,7 @@ class BodySizeLimit:
         except BodyTooLarge:
             await self._refuse(scope, receive, send)
 
-    async def _refuse(self, scope, receive, send):
+    async def _refuse(self, scope: Scope, receive: Receive, send: Send) -> None:
         detail = [{"field": "body", "rule": f"the request body is over the limit of {self.max_bytes} bytes"}]
         await JSONResponse({"detail": detail}, status_code=413)(scope, receive, send)
 
@@ -293,15 +312,15 @@ class RequestMetrics:
     single-row request's time.
     """
 
-    def __init__(self, app, metrics: "ServiceMetrics"):
+    def __init__(self, app: ASGIApp, metrics: "ServiceMetrics"):
         self.app, self.metrics = app, metrics
 
-    async def __call__(self, scope, receive, send):
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             return await self.app(scope, receive, send)
         start, status = time.perf_counter(), 500  # an exception that escapes the app is answered with a 500
 
-        async def observed(message):
+        async def observed(message: Message) -> None:
             nonlocal status
             if message["type"] == "http.response.start":
                 status = message["status"]

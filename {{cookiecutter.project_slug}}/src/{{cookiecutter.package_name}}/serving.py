@@ -26,7 +26,17 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 from sklearn.pipeline import Pipeline
 
-from .core import Params, PipelineError, failure_lines, git, load_params, read_json, replaced_atomically
+from .core import (
+    Params,
+    PipelineError,
+    Promotion,
+    failure_lines,
+    git,
+    load_params,
+    read_baseline,
+    replaced_atomically,
+    validated,
+)
 from .model import verified_md5
 from .preprocess import read_csv_chunks, strip_labels
 from .schema import Schema, check_rows, label_key, load_schema, refuse_columns_outside
@@ -94,25 +104,28 @@ def load_serving_model(params: Params, schema: Schema, version: str | None = Non
     if version is None:
         md5 = verified_md5(params.paths.model)
         pipeline = joblib.load(params.paths.model)
-        record = read_json(params.paths.baseline) if params.paths.baseline.is_file() else {}
-        if record.get("model_md5") != md5:  # trained, not promoted: named by its hash
-            record = {"artifact": str(params.paths.model), "version": f"unpromoted-{md5[:8]}", "source_commit": None}
+        record = read_baseline(params.paths.baseline) if params.paths.baseline.is_file() else None
+        if record is None or record.model_md5 != md5:  # trained, not promoted: named by its hash
+            artifact, model_version, source_commit = str(params.paths.model), f"unpromoted-{md5[:8]}", None
+        else:
+            artifact, model_version, source_commit = record.artifact, record.version, record.source_commit
     else:
         pipeline, md5, record = _registered_model(params, version)
+        artifact, model_version, source_commit = record.artifact, record.version, record.source_commit
     return ServingModel(
         pipeline=pipeline,
         schema=schema,
-        artifact=record["artifact"],
-        version=record["version"],
+        artifact=artifact,
+        version=model_version,
         md5=md5,
-        source_commit=record.get("source_commit"),
+        source_commit=source_commit,
         threshold=params.evaluate.decision_threshold,
         positive_label=params.data.positive_class,
         negative_label=_negative_label(params, schema),
     )
 
 
-def _registered_model(params: Params, version: str) -> tuple[Pipeline, str, dict[str, Any]]:
+def _registered_model(params: Params, version: str) -> tuple[Pipeline, str, Promotion]:
     """A promoted version's bytes, from DVC at its GTO tag, unpickled only if they hash to its record."""
     import dvc.api
     from dvc.exceptions import DvcException
@@ -127,7 +140,8 @@ def _registered_model(params: Params, version: str) -> tuple[Pipeline, str, dict
     if tag not in listed:
         known = ", ".join(sorted(name.split("@", 1)[1] for name in listed)) or "none yet: `promote` registers them"
         raise PipelineError(f"no promoted version {version} of {artifact} (versions: {known})")
-    record = json.loads(git("show", f"{tag}:{params.paths.baseline.as_posix()}"))
+    recorded = f"{tag}:{params.paths.baseline.as_posix()}"
+    record = validated(Promotion, json.loads(git("show", recorded)), Path(recorded))
     try:
         content = dvc.api.read(str(params.paths.model), repo=".", rev=tag, mode="rb")
     except DvcException as error:
@@ -136,10 +150,10 @@ def _registered_model(params: Params, version: str) -> tuple[Pipeline, str, dict
             "`dvc pull` on a machine that has them, or re-run the pipeline at that tag"
         ) from None
     md5 = hashlib.md5(content).hexdigest()
-    if md5 != record["model_md5"]:
+    if md5 != record.model_md5:
         raise PipelineError(
             f"{artifact} {version}: the model's bytes hash to {md5}, not to the md5 its promotion recorded "
-            f"({record['model_md5']}): the cache or remote holds a tampered file; refusing to load it"
+            f"({record.model_md5}): the cache or remote holds a tampered file; refusing to load it"
         )
     return joblib.load(io.BytesIO(content)), md5, record
 
