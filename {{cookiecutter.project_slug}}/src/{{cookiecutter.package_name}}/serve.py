@@ -22,6 +22,7 @@ import time
 import uuid
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from functools import partial
 from pathlib import Path
@@ -44,16 +45,20 @@ BATCH_ROWS = 500
 _CLOSE = None
 
 
+@dataclass(frozen=True)
+class AnsweredRequest:
+    """One request's predictions, as the log records them: a row each."""
+
+    request_id: str
+    model_version: str
+    rows: list[dict[str, Any]]
+    labels: list[Any]
+    probabilities: list[float]
+    latency_ms: float
+
+
 class PredictionLog(Protocol):
-    def write(
-        self,
-        request_id: str,
-        model_version: str,
-        rows: list[dict[str, Any]],
-        labels: list[Any],
-        probabilities: list[float],
-        latency_ms: float,
-    ) -> None:
+    def write(self, answered: AnsweredRequest) -> None:
         """Record one request's predictions; must not block the request on storage."""
 
     def close(self) -> None:
@@ -77,19 +82,12 @@ class SqlitePredictionLog:
         self._writer = threading.Thread(target=self._store_batches, name="prediction-log", daemon=True)
         self._writer.start()
 
-    def write(
-        self,
-        request_id: str,
-        model_version: str,
-        rows: list[dict[str, Any]],
-        labels: list[Any],
-        probabilities: list[float],
-        latency_ms: float,
-    ) -> None:
+    def write(self, answered: AnsweredRequest) -> None:
         now = datetime.now(UTC).isoformat(timespec="milliseconds")
-        for index, (row, label, probability) in enumerate(zip(rows, labels, probabilities, strict=True)):
-            record = (request_id, now, model_version, index, json.dumps(row, sort_keys=True), json.dumps(label))
-            self._pending.put((*record, probability, latency_ms))
+        rows = zip(answered.rows, answered.labels, answered.probabilities, strict=True)
+        for index, (row, label, probability) in enumerate(rows):
+            record = (answered.request_id, now, answered.model_version, index, json.dumps(row, sort_keys=True))
+            self._pending.put((*record, json.dumps(label), probability, answered.latency_ms))
 
     def close(self) -> None:
         self._pending.put(_CLOSE)
@@ -203,7 +201,7 @@ def build_app(model: ServingModel, settings: Serve, log: PredictionLog) -> FastA
         labels, probabilities = model.score(pd.DataFrame.from_records(rows, columns=model.features))
         labels, probabilities = labels.tolist(), probabilities.tolist()
         latency_ms = (time.perf_counter() - start) * 1000
-        log.write(request_id, model.version, rows, labels, probabilities, latency_ms)
+        log.write(AnsweredRequest(request_id, model.version, rows, labels, probabilities, latency_ms))
         metrics.observe_predictions(probabilities)
         predictions = [
             {"label": label, "probability": probability, "model_version": model.version}
