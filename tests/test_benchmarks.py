@@ -46,3 +46,13 @@ def test_serve_benchmark_measures_both_services_and_batch_scoring_at_a_tiny_size
     assert "## Batch scoring: `predict` on 2,000 synthetic rows, 100,000 rows at a time" in output
     for name in ("CSV -> CSV", "Parquet -> Parquet"):
         assert re.search(rf"^\| {name} \| \d+\.\d\d \| \d+\.\d\d GB \| n/a at 2,000 rows \|$", output, re.MULTILINE)
+
+
+def test_sample_benchmark_times_two_revisions_side_by_side(tmp_path):
+    output = run_benchmark("benchmarks.sample", "--against", "HEAD", "--runs", "1", "--repeat", "1", scratch=tmp_path)
+    number = r"\d+\.\d\d"
+    assert re.search(rf"^full dvc repro --force \(median\)\s+{number} s\s+{number} s$", output, re.MULTILINE)
+    for stage in ("preprocess", "validate", "train", "evaluate", "gate"):
+        assert re.search(rf"^  {stage}\s+{number} s\s+{number} s$", output, re.MULTILINE), stage
+        assert re.search(rf"^  {stage}\s+{number} s   \w+ {number}", output, re.MULTILINE), stage  # import profile
+    assert re.search(rf"^full run, this / HEAD\s+{number} x$", output, re.MULTILINE)
