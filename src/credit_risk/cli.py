@@ -48,7 +48,12 @@ COMMANDS: dict[str, tuple[str, list[Argument]]] = {
             ("--format", {"choices": ["markdown", "json"], "default": "markdown", "help": "output format"}),
         ],
     ),
-    "promote": ("record the gated model of the committed dvc.lock as the production model", []),
+    "promote": (
+        "record the gated model of the committed dvc.lock as the production model (or, with --canary, the canary)",
+        [("--canary", {"action": "store_true", "help": "assign the canary stage; production stays as it is"})],
+    ),
+    "rollback": ("give prod back to the version that held it before, with its baseline and reference", []),
+    "status": ("which version holds each stage (prod, canary) and since when, and the candidate's gate verdict", []),
     "predict": (
         "score a CSV or Parquet file: its rows out in order, with prediction, probability and model_version",
         [
@@ -72,7 +77,13 @@ COMMANDS: dict[str, tuple[str, list[Argument]]] = {
 }
 
 
-HANDLED_BY = {"infer-schema": "preprocess", "predict": "serving", "gitlab-note": "report"}
+HANDLED_BY = {
+    "infer-schema": "preprocess",
+    "predict": "serving",
+    "gitlab-note": "report",
+    "rollback": "promote",
+    "status": "promote",
+}
 STAGES = ("preprocess", "validate", "train", "evaluate", "gate")
 
 

@@ -1,6 +1,6 @@
 import subprocess
 
-from {{ cookiecutter.package_name }}.promote import next_version
+from {{ cookiecutter.package_name }}.promote import next_version, prod_lineage
 
 
 def git(*args: str) -> None:
@@ -18,3 +18,22 @@ def test_the_next_version_follows_the_latest_registered_one_release_candidates_i
     git("tag", "-a", "model@v1.2.0-rc1", "-m", "model v1.2.0-rc1")
     assert next_version("model") == "v1.3.0"
     assert next_version("another") == "v1.0.0"
+
+
+def test_a_rollback_returns_to_the_prod_before_and_skips_the_versions_it_undid(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    git("init", "--quiet")
+    assert prod_lineage("model") == []
+
+    def release(version: str, counter: int) -> None:  # a commit registered and assigned prod, as GTO tags it
+        git("commit", "--quiet", "--allow-empty", "-m", version)
+        git("tag", "-a", f"model@{version}", "-m", version)
+        git("tag", "-a", f"model#prod#{counter}", "-m", f"{version} to prod")
+
+    release("v1.0.0", 1)
+    release("v1.1.0", 2)
+    assert prod_lineage("model") == ["v1.0.0", "v1.1.0"]  # tags of one second: the counter orders them
+    git("tag", "-a", "model#prod#3", "model@v1.0.0^{commit}", "-m", "rolled back")
+    assert prod_lineage("model") == ["v1.0.0"]
+    release("v1.2.0", 4)
+    assert prod_lineage("model") == ["v1.0.0", "v1.2.0"]

@@ -1,12 +1,19 @@
-"""Promote the gated candidate to production: baseline updated, version and stage tagged in git.
+"""The model registry: promote the gated candidate to production or canary, roll production back,
+and show who holds each stage.
 
-Follows GTO's conventions (https://dvc.org/doc/gto): a version tag `<artifact>@vX.Y.Z` and a stage tag
-`<artifact>#prod#N` on the commit that records the promotion, so `git checkout <tag>` followed by
-`dvc checkout` restores exactly the promoted model. Refuses anything but a committed, passing run.
+Follows GTO's conventions (https://dvc.org/doc/gto): a version tag `<artifact>@vX.Y.Z` and stage tags
+`<artifact>#<stage>#N` (`<artifact>#<stage>!#N` unassigns), so git is the registry and `gto show`
+reads it. A prod promotion or rollback commits the production record (`production/baseline.json`,
+which the gate compares with, and `production/reference.parquet`, which validate checks drift
+against) before tagging, so `git checkout <tag>` then `dvc checkout` restores exactly that model.
+Only a committed, passing run is promoted; a rollback changes the registry and the production
+record, never the workspace candidate of dvc.lock.
 """
 
 import json
+from datetime import UTC
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from .core import (
     Params,
@@ -19,13 +26,18 @@ from .core import (
     read_json,
     read_parquet,
     read_report,
+    run_tool,
     sample_positions,
     write_json,
     write_parquet,
 )
-from .model import binary_labels, verified_md5
+from .model import binary_labels, recorded_md5, verified_md5
+
+if TYPE_CHECKING:
+    from gto.base import VStage
 
 STAGE = "prod"
+CANARY = "canary"
 FIRST_VERSION = "v1.0.0"
 
 
@@ -41,11 +53,21 @@ def model_artifact(model_path: Path) -> str:
     return names[0]
 
 
+def refuse_unless_git_repository() -> None:
+    if run_tool("git", "rev-parse", "--is-inside-work-tree", check=False).returncode != 0:
+        raise PipelineError("not a git repository: the registry is git tags, so run this in the project's git clone")
+
+
 def refuse_unless_committed_and_passing(params: Params) -> None:
     if not read_report(params.paths.gate).passed:
         raise PipelineError("the gate verdict is FAILED (metrics/gate.json): only a model that passed is promoted")
+    refuse_unless_committed()
+
+
+def refuse_unless_committed() -> None:
+    refuse_unless_git_repository()
     if git("status", "--porcelain", "--untracked-files=no").strip():
-        raise PipelineError("uncommitted changes: commit the run (dvc.lock, metrics) before promoting it")
+        raise PipelineError("uncommitted changes: commit the run (dvc.lock, metrics) before changing the registry")
     differences = lock_differences(json.loads(dvc("status", "--json")))
     if differences:
         raise PipelineError(
@@ -83,19 +105,100 @@ def next_version(artifact: str) -> str:
     return FIRST_VERSION if latest is None else SemVer(latest.version).bump_minor().version
 
 
-def main() -> None:
+def version_at_head(artifact: str) -> str | None:
+    """The version GTO has registered at the commit checked out, if any."""
     from gto import api as gto
 
+    head = git("rev-parse", "HEAD").strip()
+    versions = gto.show(".", artifact, registered_only=True) if registered(artifact) else []
+    return next((version["version"] for version in versions if version["commit_hexsha"] == head), None)
+
+
+def registered(artifact: str) -> bool:
+    from gto import api as gto
+
+    return artifact in gto.show(".")
+
+
+def holder(artifact: str, stage: str) -> "VStage | None":
+    """GTO's record of the version holding `stage` (version, commit, since when), or None."""
+    from gto import api as gto
+
+    if not registered(artifact):
+        return None
+    holders = gto.find_versions_in_stage(".", artifact, stage)
+    return holders[0] if holders else None
+
+
+def prod_lineage(artifact: str) -> list[str]:
+    """The versions prod went through, oldest first, less those a rollback undid: the last one holds
+    prod and a rollback returns to the one before it (v1, v2, rollback, v3 gives [v1, v3])."""
+    from gto import api as gto
+
+    events = gto.history(".", artifact) if registered(artifact) else []
+    assignments = [event for event in events if event["event"] == "assignment" and event["stage"] == STAGE]
+    # in order of time, then of the tag's counter (two tags in one second)
+    assignments.sort(key=lambda event: (event["timestamp"], gto.parse_tag(event["ref"]).get("counter", 0)))
+    lineage: list[str] = []
+    for version in (event["version"] for event in assignments):
+        if version in lineage:  # a rollback to it: what came after it is undone
+            del lineage[lineage.index(version) + 1 :]
+        else:
+            lineage.append(version)
+    return lineage
+
+
+def commit_production(params: Params, message: str) -> None:
+    """Commit the production record just written, after the pipeline re-ran against it (the gate reads
+    the baseline, validate the reference), so dvc.lock stays current; on failure, put it back as it was."""
+    paths = params.paths
+    recorded = [str(path) for path in (paths.baseline, paths.reference, paths.validation, paths.gate)]
+    recorded.append("dvc.lock")
+    try:
+        dvc("repro", "--quiet")
+        git("add", *recorded)
+        git("commit", "--quiet", "-m", message)
+    except PipelineError:
+        git("checkout", "HEAD", "--", *recorded)  # leave production exactly as it was
+        raise
+
+
+def main(canary: bool = False) -> None:
     params = load_params()
     refuse_unless_committed_and_passing(params)
     model_path = params.paths.model
     artifact = model_artifact(model_path)
-    version = next_version(artifact)
     md5 = verified_md5(model_path)
     current = read_baseline(params.paths.baseline)
     if current is not None and current.model_md5 == md5:
         print(f"promote: this model is already {STAGE} ({artifact} {current.version}); nothing to do")
         return
+    if canary:
+        promote_canary(artifact)
+    else:
+        promote_prod(params, artifact, md5)
+
+
+def promote_canary(artifact: str) -> None:
+    """The committed candidate takes the canary stage: registered at its commit, production untouched."""
+    from gto import api as gto
+
+    version = version_at_head(artifact)
+    now = holder(artifact, CANARY)
+    if version is not None and now is not None and now.version == version:
+        print(f"promote: this model is already {CANARY} ({artifact} {version}); nothing to do")
+        return
+    if version is None:
+        version = next_version(artifact)
+        gto.register(".", artifact, "HEAD", version=version, message=f"{artifact} {version}")
+    gto.assign(".", artifact, CANARY, version=version, message=f"{artifact} {version} to {CANARY}", force=True)
+    print(f"promote: {artifact} {version} is now {CANARY} (tags {artifact}@{version}, {artifact}#{CANARY}#...)")
+
+
+def promote_prod(params: Params, artifact: str, md5: str) -> None:
+    from gto import api as gto
+
+    version = next_version(artifact)
     baseline = Promotion(
         artifact=artifact,
         version=version,
@@ -104,20 +207,54 @@ def main() -> None:
         metrics=read_json(params.paths.evaluation),
     )
     paths, settings = params.paths, params.validation
-    recorded = [str(path) for path in (paths.baseline, paths.reference, paths.validation, paths.gate)]
-    recorded.append("dvc.lock")
     write_json(baseline.model_dump(), paths.baseline)
     train = read_parquet(paths.train)
     labels = binary_labels(train.pop(params.data.target), params.data.positive_class)
     kept = sample_positions(len(train), settings.reference_rows, settings.seed, labels)
     write_parquet(train.iloc[kept], paths.reference)
-    try:
-        dvc("repro", "--quiet")  # the gate re-runs against its new baseline, so dvc.lock stays current
-        git("add", *recorded)
-        git("commit", "--quiet", "-m", f"Promote {artifact} {version} to {STAGE}")
-    except PipelineError:
-        git("checkout", "HEAD", "--", *recorded)  # leave production exactly as it was
-        raise
+    commit_production(params, f"Promote {artifact} {version} to {STAGE}")
     gto.register(".", artifact, "HEAD", version=version, message=f"{artifact} {version}")
     gto.assign(".", artifact, STAGE, version=version, message=f"{artifact} {version} to {STAGE}")
     print(f"promote: {artifact} {version} is now {STAGE} (tags {artifact}@{version}, {artifact}#{STAGE}#...)")
+
+
+def rollback() -> None:
+    """prod goes back to the version that held it before: its baseline and reference restored from its
+    tag and committed, then the stage re-assigned to it and unassigned from the version it replaces."""
+    from gto import api as gto
+
+    params = load_params()
+    refuse_unless_committed()
+    artifact = model_artifact(params.paths.model)
+    lineage = prod_lineage(artifact)
+    if len(lineage) < 2:
+        held = f"only {lineage[0]} has held {STAGE}" if lineage else f"no version of {artifact} holds {STAGE} yet"
+        raise PipelineError(f"nothing to roll back to: {held}; `promote` a newer model instead")
+    current, previous = lineage[-1], lineage[-2]
+    paths = params.paths
+    git("checkout", f"{artifact}@{previous}", "--", str(paths.baseline), str(paths.reference))
+    commit_production(params, f"Roll back {artifact} {STAGE} from {current} to {previous}")
+    message = f"{artifact} {STAGE} rolled back from {current} to {previous}"
+    gto.assign(".", artifact, STAGE, version=previous, message=message, force=True)
+    gto.unassign(".", artifact, version=current, stage=STAGE, message=message)
+    print(f"rollback: {artifact} {previous} is {STAGE} again, in place of {current} (baseline and reference restored)")
+
+
+def status() -> None:
+    """Who holds each stage and since when, and the workspace candidate's gate verdict."""
+    params = load_params()
+    refuse_unless_git_repository()
+    artifact = model_artifact(params.paths.model)
+    print(artifact)
+    for stage in (STAGE, CANARY):
+        record = holder(artifact, stage)
+        if record is None:
+            print(f"  {stage:<9} -")
+            continue
+        since = record.activated_at.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
+        print(f"  {stage:<9} {record.version:<8} since {since} (commit {record.commit_hexsha[:8]})")
+    md5 = recorded_md5(params.paths.model)
+    current = read_baseline(params.paths.baseline)
+    role = f"the {STAGE} model" if current is not None and current.model_md5 == md5 else "not in prod"
+    verdict = "PASSED" if read_report(params.paths.gate).passed else "FAILED"
+    print(f"  {'candidate':<9} md5 {md5[:8]} (dvc.lock), {role}, gate {verdict}")
