@@ -108,25 +108,25 @@ def next_version(artifact: str) -> str:
 def version_at_head(artifact: str) -> str | None:
     """The version GTO has registered at the commit checked out, if any."""
     from gto import api as gto
+    from gto.exceptions import ArtifactNotFound
 
     head = git("rev-parse", "HEAD").strip()
-    versions = gto.show(".", artifact, registered_only=True) if registered(artifact) else []
+    try:
+        versions = gto.show(".", artifact, registered_only=True)
+    except ArtifactNotFound:  # nothing registered yet
+        return None
     return next((version["version"] for version in versions if version["commit_hexsha"] == head), None)
-
-
-def registered(artifact: str) -> bool:
-    from gto import api as gto
-
-    return artifact in gto.show(".")
 
 
 def holder(artifact: str, stage: str) -> "VStage | None":
     """GTO's record of the version holding `stage` (version, commit, since when), or None."""
     from gto import api as gto
+    from gto.exceptions import ArtifactNotFound
 
-    if not registered(artifact):
+    try:
+        holders = gto.find_versions_in_stage(".", artifact, stage)
+    except ArtifactNotFound:  # nothing registered yet
         return None
-    holders = gto.find_versions_in_stage(".", artifact, stage)
     return holders[0] if holders else None
 
 
@@ -135,7 +135,7 @@ def prod_lineage(artifact: str) -> list[str]:
     prod and a rollback returns to the one before it (v1, v2, rollback, v3 gives [v1, v3])."""
     from gto import api as gto
 
-    events = gto.history(".", artifact) if registered(artifact) else []
+    events = gto.history(".", artifact)  # empty before the first registration
     assignments = [event for event in events if event["event"] == "assignment" and event["stage"] == STAGE]
     # in order of time, then of the tag's counter (two tags in one second)
     assignments.sort(key=lambda event: (event["timestamp"], gto.parse_tag(event["ref"]).get("counter", 0)))
