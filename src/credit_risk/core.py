@@ -345,6 +345,9 @@ class Paths(Section):
     reference: Path
     drift_report: Path
     plots: Path
+    monitoring: Path
+    canary_decision: Path
+    incoming: Path
 
 
 class Data(Section):
@@ -457,7 +460,33 @@ class Serve(Section):
     max_body_bytes: Annotated[int, Field(ge=1024)]
     graceful_shutdown_seconds: Annotated[float, Field(ge=0, le=600)]
     prediction_log: Path
+    log_url: str
     batch_rows: Annotated[int, Field(ge=1, le=10_000_000)]
+    canary_share: Fraction
+    routing_seed: Seed
+
+
+class Monitor(Section):
+    """Thresholds of `monitor` (each breach is an alert) and `canary-decide`; read by no DVC stage."""
+
+    min_requests: Count
+    error_rate_max: Fraction
+    latency_p99_ms_max: Positive
+    positive_rate_max_gap: Fraction
+    drift_psi_max: Positive
+    drifted_share_max: Fraction
+    min_labelled: Count
+    f1_min: Fraction
+    accuracy_min: Fraction
+    significance: OpenFraction
+
+
+class Retrain(Section):
+    """When `retrain-check` calls for a retraining; read by no DVC stage."""
+
+    max_age_days: Positive
+    min_new_rows: Count
+    on_monitor_alert: bool
 
 
 class Params(Section):
@@ -469,6 +498,8 @@ class Params(Section):
     evaluate: Evaluate
     gate: Gate
     serve: Serve
+    monitor: Monitor
+    retrain: Retrain
 
 
 def load_params(path: Path = PARAMS_FILE) -> Params:
