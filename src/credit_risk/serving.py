@@ -12,7 +12,6 @@ scored.
 
 import hashlib
 import io
-import json
 import re
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -29,16 +28,16 @@ from sklearn.pipeline import Pipeline
 from .core import (
     Params,
     PipelineError,
-    Promotion,
     failure_lines,
     git,
     load_params,
+    outputs_in_lock,
     read_baseline,
     replaced_atomically,
-    validated,
 )
 from .model import verified_md5
 from .preprocess import read_csv_chunks, strip_labels
+from .promote import model_artifact
 from .schema import Schema, check_rows, label_key, load_schema, refuse_columns_outside
 
 VERSION = re.compile(r"^v\d+\.\d+\.\d+([-+][0-9A-Za-z.-]+)?$")
@@ -50,6 +49,7 @@ class ServingModel:
     schema: Schema
     artifact: str
     version: str
+    target: str
     md5: str
     source_commit: str | None
     threshold: float
@@ -100,7 +100,7 @@ def model_input(frame: pd.DataFrame, schema: Schema, features: list[str]) -> pd.
 
 
 def load_serving_model(params: Params, schema: Schema, version: str | None = None) -> ServingModel:
-    """The workspace model (checked against dvc.lock), or with `version` a promoted one from the registry."""
+    """The workspace model (checked against dvc.lock), or with `version` a registered one from the registry."""
     if version is None:
         md5 = verified_md5(params.paths.model)
         pipeline = joblib.load(params.paths.model)
@@ -110,13 +110,14 @@ def load_serving_model(params: Params, schema: Schema, version: str | None = Non
         else:
             artifact, model_version, source_commit = record.artifact, record.version, record.source_commit
     else:
-        pipeline, md5, record = _registered_model(params, version)
-        artifact, model_version, source_commit = record.artifact, record.version, record.source_commit
+        artifact, model_version = model_artifact(params.paths.model), version
+        pipeline, md5, source_commit = _registered_model(params, artifact, version)
     return ServingModel(
         pipeline=pipeline,
         schema=schema,
         artifact=artifact,
         version=model_version,
+        target=params.data.target,
         md5=md5,
         source_commit=source_commit,
         threshold=params.evaluate.decision_threshold,
@@ -125,23 +126,20 @@ def load_serving_model(params: Params, schema: Schema, version: str | None = Non
     )
 
 
-def _registered_model(params: Params, version: str) -> tuple[Pipeline, str, Promotion]:
-    """A promoted version's bytes, from DVC at its GTO tag, unpickled only if they hash to its record."""
+def _registered_model(params: Params, artifact: str, version: str) -> tuple[Pipeline, str, str]:
+    """A registered version's bytes, from DVC at its GTO tag, unpickled only if they hash to the md5 of the
+    dvc.lock committed with it; with the commit it was registered at."""
     import dvc.api
     from dvc.exceptions import DvcException
 
-    from .promote import model_artifact
-
     if not VERSION.match(version):
         raise PipelineError(f"--model-version {version!r} is not a version like v1.2.0")
-    artifact = model_artifact(params.paths.model)
     tag = f"{artifact}@{version}"
     listed = git("tag", "--list", f"{artifact}@v*").split()
     if tag not in listed:
         known = ", ".join(sorted(name.split("@", 1)[1] for name in listed)) or "none yet: `promote` registers them"
-        raise PipelineError(f"no promoted version {version} of {artifact} (versions: {known})")
-    recorded = f"{tag}:{params.paths.baseline.as_posix()}"
-    record = validated(Promotion, json.loads(git("show", recorded)), Path(recorded))
+        raise PipelineError(f"no registered version {version} of {artifact} (versions: {known})")
+    recorded = outputs_in_lock(git("show", f"{tag}:dvc.lock")).get(params.paths.model)
     try:
         content = dvc.api.read(str(params.paths.model), repo=".", rev=tag, mode="rb")
     except DvcException as error:
@@ -150,12 +148,12 @@ def _registered_model(params: Params, version: str) -> tuple[Pipeline, str, Prom
             "`dvc pull` on a machine that has them, or re-run the pipeline at that tag"
         ) from None
     md5 = hashlib.md5(content).hexdigest()
-    if md5 != record.model_md5:
+    if md5 != recorded:
         raise PipelineError(
-            f"{artifact} {version}: the model's bytes hash to {md5}, not to the md5 its promotion recorded "
-            f"({record.model_md5}): the cache or remote holds a tampered file; refusing to load it"
+            f"{artifact} {version}: the model's bytes hash to {md5}, not to the md5 dvc.lock records for it at "
+            f"{tag} ({recorded}): the cache or remote holds a tampered file; refusing to load it"
         )
-    return joblib.load(io.BytesIO(content)), md5, record
+    return joblib.load(io.BytesIO(content)), md5, git("rev-list", "-n", "1", tag).strip()
 
 
 def _negative_label(params: Params, schema: Schema) -> Any:

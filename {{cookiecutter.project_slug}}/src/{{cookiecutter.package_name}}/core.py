@@ -199,7 +199,12 @@ def locked_outputs(stage: str | None = None, lock_file: Path = LOCK_FILE) -> dic
     """The md5 that dvc.lock records for each output of `stage` (of every stage when None)."""
     if not lock_file.is_file():
         return {}
-    stages = (yaml.safe_load(lock_file.read_text()) or {}).get("stages") or {}
+    return outputs_in_lock(lock_file.read_text(), stage)
+
+
+def outputs_in_lock(text: str, stage: str | None = None) -> dict[Path, str]:
+    """The md5 of each output of `stage` (every stage when None) in a dvc.lock's text, e.g. one at a git tag."""
+    stages = (yaml.safe_load(text) or {}).get("stages") or {}
     chosen = [stages.get(stage) or {}] if stage else list(stages.values())
     return {Path(out["path"]): out["md5"] for entry in chosen for out in entry.get("outs", [])}
 

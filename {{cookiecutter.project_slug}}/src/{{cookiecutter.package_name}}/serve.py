@@ -1,124 +1,60 @@
-"""The model service: FastAPI on uvicorn, answering from the one verified artifact.
+"""The model service: FastAPI on uvicorn, answering from the registry's verified artifacts.
+
+It answers with the `prod` model and, while a version holds the `canary` stage, routes
+`serve.canary_share` of requests to the canary. Routing is sticky: a request's `key` (a user or
+entity id) always reaches the same model, so an A/B comparison is clean; requests without a key are
+routed by a seeded draw. Every answer, log record and Prometheus series names the version that
+answered. Without a registry (no git, as in the container, or nothing promoted yet) the workspace
+model of dvc.lock answers alone.
 
 Requests are checked against a pydantic model generated from schema.yaml, so a bad row gets a 422 that
-names the field and the rule before it reaches the model. /metrics exposes request counts, latency and
-predictions for Prometheus.
+names the field and the rule before it reaches a model. Every request and prediction goes to the
+prediction log (`prediction_log`), and `POST /feedback` adds the true label when it arrives, for
+`monitor` and `canary-decide`.
 
-Every prediction goes to the prediction log, for monitoring and audits. `PredictionLog` is the
-interface the service writes through; `SqlitePredictionLog`, an embedded file under monitoring/, is
-the default, and a shared database only needs another class with the same two methods. Writes are
-queued and stored in batches by one thread, off the request's path.
+`POST /admin/reload` (or SIGHUP) loads the registry's models again after a promote or rollback and
+swaps them in between requests: requests in flight finish on the models they started with. Several
+workers: SIGHUP to the main process, which uvicorn passes on by restarting its workers one by one.
+`/feedback` and `/admin/*` need `Authorization: Bearer $SERVE_API_TOKEN`; with no token set they are off.
 """
 
-import json
+import asyncio
+import hashlib
+import hmac
 import math
 import os
-import queue
+import random
 import re
-import sqlite3
+import signal
 import tempfile
 import threading
 import time
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from functools import partial
-from pathlib import Path
-from typing import Annotated, Any, Literal, Protocol, cast
+from typing import Annotated, Any, Literal, cast
 
 import pandas as pd
-from fastapi import FastAPI, Request
+from fastapi import Depends, FastAPI, HTTPException, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
 from pydantic import BaseModel, ConfigDict, Field, create_model
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from .core import Serve, load_params
+from .core import Params, PipelineError, Serve, load_params, run_tool
+from .prediction_log import AnsweredRequest, PredictionLog, log_url
+from .promote import CANARY, STAGE, holder, model_artifact
 from .schema import ColumnSpec, Schema, load_schema
 from .serving import ServingModel, load_serving_model
 
-# --- The prediction log
-COLUMNS = ("request_id", "time", "model_version", "row", "inputs", "prediction", "probability", "latency_ms")
-BATCH_ROWS = 500
-_CLOSE = None
-
-
-@dataclass(frozen=True)
-class AnsweredRequest:
-    """One request's predictions, as the log records them: a row each."""
-
-    request_id: str
-    model_version: str
-    rows: list[dict[str, Any]]
-    labels: list[Any]
-    probabilities: list[float]
-    latency_ms: float
-
-
-class PredictionLog(Protocol):
-    def write(self, answered: AnsweredRequest) -> None:
-        """Record one request's predictions; must not block the request on storage."""
-
-    def close(self) -> None:
-        """Store everything written so far, then release the store."""
-
-
-class SqlitePredictionLog:
-    """One row per prediction in the `predictions` table of an SQLite file (WAL mode: workers share it)."""
-
-    def __init__(self, path: Path):
-        path.parent.mkdir(parents=True, exist_ok=True)
-        self.path = path
-        self._pending: queue.Queue[tuple[Any, ...] | None] = queue.Queue()
-        with self._connect() as connection:
-            connection.execute(
-                "CREATE TABLE IF NOT EXISTS predictions (request_id TEXT NOT NULL, time TEXT NOT NULL, "
-                "model_version TEXT NOT NULL, row INTEGER NOT NULL, inputs TEXT NOT NULL, prediction TEXT NOT NULL, "
-                "probability REAL NOT NULL, latency_ms REAL NOT NULL)"
-            )
-            connection.execute("CREATE INDEX IF NOT EXISTS predictions_by_time ON predictions (time)")
-        self._writer = threading.Thread(target=self._store_batches, name="prediction-log", daemon=True)
-        self._writer.start()
-
-    def write(self, answered: AnsweredRequest) -> None:
-        now = datetime.now(UTC).isoformat(timespec="milliseconds")
-        rows = zip(answered.rows, answered.labels, answered.probabilities, strict=True)
-        for index, (row, label, probability) in enumerate(rows):
-            record = (answered.request_id, now, answered.model_version, index, json.dumps(row, sort_keys=True))
-            self._pending.put((*record, json.dumps(label), probability, answered.latency_ms))
-
-    def close(self) -> None:
-        self._pending.put(_CLOSE)
-        self._writer.join()
-
-    def _connect(self) -> sqlite3.Connection:
-        connection = sqlite3.connect(self.path, timeout=30, check_same_thread=False)
-        connection.execute("PRAGMA journal_mode=WAL")
-        connection.execute("PRAGMA synchronous=NORMAL")  # WAL keeps the file consistent; a crash loses at most a batch
-        return connection
-
-    def _store_batches(self) -> None:
-        connection = self._connect()
-        placeholders = ", ".join("?" * len(COLUMNS))
-        closing = False
-        while not closing:
-            batch = [self._pending.get()]
-            while len(batch) < BATCH_ROWS and not self._pending.empty():
-                batch.append(self._pending.get_nowait())
-            closing = _CLOSE in batch
-            records = [record for record in batch if record is not _CLOSE]
-            if records:
-                with connection:
-                    connection.executemany(f"INSERT INTO predictions VALUES ({placeholders})", records)
-        connection.close()
-
-
-# --- The service
 MODEL_VERSION_VARIABLE = "SERVE_MODEL_VERSION"  # how `main` tells each worker which version to load
 METRICS_FOLDER_VARIABLE = "PROMETHEUS_MULTIPROC_DIR"  # prometheus-client's own name: workers share counts
+TOKEN_VARIABLE = "SERVE_API_TOKEN"  # the bearer token of /feedback and /admin/*
 REQUEST_ID = re.compile(r"^[A-Za-z0-9._-]{1,64}$")
+ANSWERED_BY = "model_version"  # the ASGI scope key where /predict leaves the version for the metrics
+PATHS = ("/predict", "/feedback", "/admin/reload", "/health", "/metadata", "/metrics")
 
 
 def main(host: str | None = None, port: int | None = None, model_version: str | None = None) -> None:
@@ -138,35 +74,130 @@ def main(host: str | None = None, port: int | None = None, model_version: str | 
         log_level="info",
     )
     if settings.workers == 1:
-        run(create_app())  # the model loads once; one that cannot load stops here, with its message
+        run(create_app())  # the models load once; one that cannot load stops here, with its message
         return
-    # several workers each build their own app: check the model here first, so a bad one stops before they start
-    load_serving_model(params, load_schema(params.paths.contract), model_version)
+    # several workers each build their own app: check the models here first, so a bad one stops before they start
+    load_release(params, load_schema(params.paths.contract), model_version)
     with tempfile.TemporaryDirectory(prefix="metrics-") as shared_metrics:
         os.environ.setdefault(METRICS_FOLDER_VARIABLE, shared_metrics)
         run(f"{__package__}.serve:create_app", factory=True, workers=settings.workers)
 
 
 def create_app() -> FastAPI:
-    """The service for the project in the working directory, its model loaded and verified once."""
+    """The service for the project in the working directory, its models loaded and verified once."""
     params = load_params()
     schema = load_schema(params.paths.contract)
-    model = load_serving_model(params, schema, os.environ.get(MODEL_VERSION_VARIABLE))
-    log = SqlitePredictionLog(params.serve.prediction_log)
-    return build_app(model, params.serve, log)
+    pinned = os.environ.get(MODEL_VERSION_VARIABLE)
+    router = Router(lambda: load_release(params, schema, pinned), params.serve)
+    return build_app(router, params.serve, PredictionLog(log_url(params.serve)), os.environ.get(TOKEN_VARIABLE))
 
 
-def build_app(model: ServingModel, settings: Serve, log: PredictionLog) -> FastAPI:
+# --- Which models answer
+@dataclass(frozen=True)
+class Release:
+    """The models that answer: prod, and the canary while a version holds that stage."""
+
+    prod: ServingModel
+    canary: ServingModel | None
+
+    @property
+    def models(self) -> list[ServingModel]:
+        return [self.prod] if self.canary is None else [self.prod, self.canary]
+
+    def versions(self) -> dict[str, str | None]:
+        return {STAGE: self.prod.version, CANARY: self.canary.version if self.canary else None}
+
+
+def load_release(params: Params, schema: Schema, pinned: str | None = None) -> Release:
+    """`pinned` alone if given; else the registry's prod and canary; else (no registry) the workspace model."""
+    if pinned is not None:
+        return Release(load_serving_model(params, schema, pinned), None)
+    if not _in_git_repository():
+        return Release(load_serving_model(params, schema), None)
+    artifact = model_artifact(params.paths.model)
+    prod, canary = holder(artifact, STAGE), holder(artifact, CANARY)
+    workspace = load_serving_model(params, schema) if prod is None else None
+    prod_model = workspace or _registered(params, schema, prod.version if prod else "")
+    if canary is None or canary.version == prod_model.version:
+        return Release(prod_model, None)
+    return Release(prod_model, _registered(params, schema, canary.version))
+
+
+def _registered(params: Params, schema: Schema, version: str) -> ServingModel:
+    """A registered version; the workspace's own file when it is that version (no copy out of DVC's cache)."""
+    workspace = load_serving_model(params, schema)
+    return workspace if workspace.version == version else load_serving_model(params, schema, version)
+
+
+def _in_git_repository() -> bool:
+    return run_tool("git", "rev-parse", "--is-inside-work-tree", check=False).returncode == 0
+
+
+class Router:
+    """Picks the model for each request, and swaps in a freshly loaded release on reload."""
+
+    def __init__(self, load: Callable[[], Release], settings: Serve):
+        self._load, self.share, self.seed = load, settings.canary_share, settings.routing_seed
+        self.release = load()
+        self._draws = random.Random(self.seed)
+        self._draws_lock, self._reload_lock = threading.Lock(), threading.Lock()
+
+    def route(self, key: str | None) -> ServingModel:
+        release = self.release  # one read: a reload in between changes nothing for this request
+        if release.canary is None:
+            return release.prod
+        return release.canary if self._draw(key) < self.share else release.prod
+
+    def _draw(self, key: str | None) -> float:
+        """A number in [0, 1): a hash of the key, so a key always gets the same one; else the next seeded draw."""
+        if key is None:
+            with self._draws_lock:
+                return self._draws.random()
+        digest = hashlib.blake2b(key.encode(), digest_size=8, key=str(self.seed).encode()).digest()
+        return int.from_bytes(digest) / 2**64
+
+    def reload(self, accept: Callable[[Release], None]) -> Release:
+        """Load the release anew and swap it in once `accept` (which raises to refuse) has seen it."""
+        with self._reload_lock:  # one load at a time; requests keep being answered by the current release
+            release = self._load()
+            accept(release)
+            self.release = release
+            return release
+
+
+# --- The service
+def build_app(router: Router, settings: Serve, log: PredictionLog, token: str | None) -> FastAPI:
     one_thread = OneThreadPerPrediction()
-    PredictRequest = request_model(model.schema, model.features, settings.max_rows)
-    metrics = ServiceMetrics(model.version)
+    schema = router.release.prod.schema
+    features = sorted({name for model in router.release.models for name in model.features})
+    PredictRequest = request_model(schema, features, settings.max_rows)
+    Feedback = feedback_model(schema, router.release.prod.target)
+    metrics = ServiceMetrics()
+    authorized = bearer_token(token)
+
+    def takes_these_requests(release: Release) -> None:
+        needed = sorted({name for model in release.models for name in model.features} - set(features))
+        if needed:
+            raise PipelineError(
+                f"the new models need columns {needed} that requests may leave out: restart the service"
+            )
+
+    def reload() -> Release:
+        """The registry's release now; on a refusal the current models keep answering."""
+        try:
+            return router.reload(takes_these_requests)
+        except PipelineError as error:
+            raise HTTPException(409, f"reload refused, the current models keep answering: {error}") from None
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        loop = asyncio.get_running_loop()
+        if threading.current_thread() is threading.main_thread():  # signals reach the main thread only
+            loop.add_signal_handler(signal.SIGHUP, lambda: loop.run_in_executor(None, _reload_quietly, reload))
         yield
         log.close()  # after the last request: every logged prediction reaches the store
 
-    app = FastAPI(title=f"{model.artifact} {model.version}", lifespan=lifespan)
+    app = FastAPI(title=f"{router.release.prod.artifact} service", lifespan=lifespan)
     app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes)
     app.add_middleware(RequestMetrics, metrics=metrics)  # added last, so outermost: refused bodies are counted
 
@@ -176,15 +207,18 @@ def build_app(model: ServingModel, settings: Serve, log: PredictionLog) -> FastA
             {"field": ".".join(str(part) for part in problem["loc"][1:]) or "body", "rule": problem["msg"]}
             for problem in error.errors()
         ]
+        if request.url.path == "/predict":  # refused before reaching a model: logged without a version
+            log.write(AnsweredRequest(request_id_of(request), None, None, 422, [], [], [], 0.0))
         return JSONResponse({"detail": problems}, status_code=422)
 
     @app.get("/health")
-    def health() -> dict[str, str]:
-        return {"status": "ok", "model_version": model.version}
+    def health() -> dict[str, Any]:
+        return {"status": "ok", "model_version": router.release.prod.version, "stages": router.release.versions()}
 
     @app.get("/metadata")
     def metadata() -> dict[str, Any]:
-        return model.metadata()
+        release = router.release
+        return {**release.prod.metadata(), "canary": release.canary.metadata() if release.canary else None}
 
     @app.get("/metrics")
     def prometheus() -> Response:
@@ -194,22 +228,69 @@ def build_app(model: ServingModel, settings: Serve, log: PredictionLog) -> FastA
     @app.post("/predict")
     def predict(body: PredictRequest, request: Request) -> dict[str, Any]:  # type: ignore[valid-type]  # built at run time
         start = time.perf_counter()
-        request_id = request.headers.get("x-request-id", "")
-        request_id = request_id if REQUEST_ID.match(request_id) else uuid.uuid4().hex
-        rows = [row.model_dump() for row in cast(PredictBody, body).rows]
+        request_id, parsed = request_id_of(request), cast(PredictBody, body)
+        model = router.route(parsed.key)
+        request.scope[ANSWERED_BY] = model.version
+        rows = [row.model_dump() for row in parsed.rows]
         one_thread.limit()
-        labels, probabilities = model.score(pd.DataFrame.from_records(rows, columns=model.features))
+        try:
+            labels, probabilities = model.score(pd.DataFrame.from_records(rows, columns=model.features))
+        except Exception:
+            log.write(AnsweredRequest(request_id, model.version, parsed.key, 500, rows, [], [], _ms_since(start)))
+            raise
         labels, probabilities = labels.tolist(), probabilities.tolist()
-        latency_ms = (time.perf_counter() - start) * 1000
-        log.write(AnsweredRequest(request_id, model.version, rows, labels, probabilities, latency_ms))
-        metrics.observe_predictions(probabilities)
+        latency_ms = _ms_since(start)
+        log.write(AnsweredRequest(request_id, model.version, parsed.key, 200, rows, labels, probabilities, latency_ms))
+        metrics.observe_predictions(probabilities, model.version)
         predictions = [
             {"label": label, "probability": probability, "model_version": model.version}
             for label, probability in zip(labels, probabilities, strict=True)
         ]
-        return {"predictions": predictions, "request_id": request_id}
+        return {"predictions": predictions, "request_id": request_id, "model_version": model.version}
+
+    @app.post("/feedback", dependencies=[Depends(authorized)])
+    def feedback(body: Feedback) -> dict[str, Any]:  # type: ignore[valid-type]  # built at run time
+        sent = cast(FeedbackBody, body)
+        if not log.record_feedback(sent.request_id, sent.row, sent.label):
+            raise HTTPException(404, f"no prediction of request {sent.request_id!r}, row {sent.row}, in the log")
+        return {"recorded": True, "request_id": sent.request_id, "row": sent.row}
+
+    @app.post("/admin/reload", dependencies=[Depends(authorized)])
+    def admin_reload() -> dict[str, Any]:
+        return {"reloaded": True, "stages": reload().versions()}
 
     return app
+
+
+def _reload_quietly(reload: Callable[[], Release]) -> None:
+    """SIGHUP's reload: nobody waits for an answer, so a refusal is printed and the current models stay."""
+    try:
+        print(f"reload: now serving {reload().versions()}", flush=True)
+    except HTTPException as refusal:
+        print(refusal.detail, flush=True)
+
+
+def _ms_since(start: float) -> float:
+    return (time.perf_counter() - start) * 1000
+
+
+def request_id_of(request: Request) -> str:
+    """The caller's X-Request-ID when it is a sane one (it becomes a log key), else a new one."""
+    given = request.headers.get("x-request-id", "")
+    return given if REQUEST_ID.match(given) else uuid.uuid4().hex
+
+
+def bearer_token(token: str | None) -> Callable[[Request], None]:
+    """The check /feedback and /admin/* depend on: off (403) without a token, 401 without the right one."""
+
+    def authorized(request: Request) -> None:
+        if not token:
+            raise HTTPException(403, f"this endpoint is off: start the service with {TOKEN_VARIABLE} set to enable it")
+        scheme, _, given = request.headers.get("authorization", "").partition(" ")
+        if scheme.lower() != "bearer" or not hmac.compare_digest(given.encode(), token.encode()):
+            raise HTTPException(401, "missing or wrong bearer token", headers={"WWW-Authenticate": "Bearer"})
+
+    return authorized
 
 
 class OneThreadPerPrediction:
@@ -231,10 +312,27 @@ class OneThreadPerPrediction:
 
 
 class PredictBody(BaseModel):
-    """What every body of POST /predict is; `request_model` types its rows from the contract."""
+    """What every body of POST /predict is; `request_model` types its rows from the contract. Requests with
+    the same `key` (a user or entity id) always reach the same model."""
 
     model_config = ConfigDict(extra="forbid")
     rows: list[BaseModel]
+    key: Annotated[str, Field(min_length=1, max_length=256)] | None = None
+
+
+class FeedbackBody(BaseModel):
+    """POST /feedback: the true label of row `row` of an answered request; `feedback_model` types the label."""
+
+    model_config = ConfigDict(extra="forbid")
+    request_id: Annotated[str, Field(pattern=REQUEST_ID.pattern)]
+    row: Annotated[int, Field(ge=0)] = 0
+    label: Any
+
+
+def feedback_model(schema: Schema, target: str) -> type[FeedbackBody]:
+    """The body of POST /feedback, its label one the contract allows in the target column."""
+    label = _field_type(schema.columns[target].model_copy(update={"nullable": False}))
+    return create_model("Feedback", __base__=FeedbackBody, label=(label, ...))
 
 
 def request_model(schema: Schema, features: list[str], max_rows: int) -> type[PredictBody]:
@@ -327,18 +425,18 @@ class RequestMetrics:
         try:
             await self.app(scope, receive, observed)
         finally:
-            self.metrics.observe_request(scope["path"], status, time.perf_counter() - start)
+            answered_by = scope.get(ANSWERED_BY, "")  # /predict leaves its model's version in the scope
+            self.metrics.observe_request(scope["path"], status, time.perf_counter() - start, answered_by)
 
 
 class ServiceMetrics:
-    """Prometheus series labelled by model version; shared across workers through prometheus-client's
-    multiprocess folder when there are several.
+    """Prometheus series labelled by the model version that answered (blank for requests no model answered);
+    shared across workers through prometheus-client's multiprocess folder when there are several.
     """
 
-    def __init__(self, version: str):
+    def __init__(self) -> None:
         from prometheus_client import CollectorRegistry, Counter, Histogram
 
-        self.version = version
         self.registry = CollectorRegistry()
         self.requests = Counter(
             "requests", "HTTP requests by path and status", ["path", "status", "model_version"], registry=self.registry
@@ -358,13 +456,13 @@ class ServiceMetrics:
             registry=self.registry,
         )
 
-    def observe_request(self, path: str, status: int, seconds: float) -> None:
-        path = path if path in ("/predict", "/health", "/metadata", "/metrics") else "other"  # bounded labels
-        self.requests.labels(path, str(status), self.version).inc()
-        self.latency.labels(path, self.version).observe(seconds)
+    def observe_request(self, path: str, status: int, seconds: float, version: str) -> None:
+        path = path if path in PATHS else "other"  # bounded labels
+        self.requests.labels(path, str(status), version).inc()
+        self.latency.labels(path, version).observe(seconds)
 
-    def observe_predictions(self, probabilities: list[float]) -> None:
-        series = self.predictions.labels(self.version)
+    def observe_predictions(self, probabilities: list[float], version: str) -> None:
+        series = self.predictions.labels(version)
         for probability in probabilities:
             series.observe(probability)
 
