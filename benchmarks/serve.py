@@ -4,9 +4,11 @@
 
 A freshly baked default project is reproduced (`dvc repro`), then:
 
-1. its real service (`<slug> serve`, one worker, on 127.0.0.1) and the floor, the same Pipeline behind a
-   bare FastAPI endpoint (benchmarks.bare_service: JSON parsed, a DataFrame built, predict_proba; no
-   validation, prediction log, metrics or access log), started by uvicorn the same way, side by side;
+1. its real service (`<slug> serve`, one worker, on 127.0.0.1) with its model promoted to prod, the same
+   service with a second model holding the canary stage (serve.canary_share of the requests, sticky
+   routing, both models loaded), and the floor: the same Pipeline behind a bare FastAPI endpoint
+   (benchmarks.bare_service: JSON parsed, a DataFrame built, predict_proba; no validation, prediction
+   log, metrics or access log), started by uvicorn the same way, side by side;
 2. a load generator (async httpx over loopback, keep-alive connections opened before the clock starts)
    posts rows of the project's test split to both, alternately, after a warm-up of each: for single-row
    and 100-row requests, at concurrency 1, 16 and 64, each measurement ending after `--requests`
@@ -48,6 +50,7 @@ ROWS_PER_REQUEST = (1, 100)
 REQUEST_TIMEOUT_SECONDS = 30
 JSON = {"content-type": "application/json"}
 GOAL_THROUGHPUT_RATIO = 0.7
+GOAL_CANARY_RATIO = 0.9  # with a canary loaded, throughput within 10% of prod alone
 GOAL_SINGLE_ROW_P99_MS = (16, 25.0)  # at concurrency 16
 GOAL_BATCH_SECONDS = 15.0
 GOAL_BATCH_RSS_GB = 1.5
@@ -112,10 +115,23 @@ def request_bodies(rows: list[dict], rows_per_request: int) -> list[bytes]:
     return [json.dumps({"rows": wrapped[start : start + rows_per_request]}).encode() for start in range(len(rows))]
 
 
-def reproduced_project(scratch: Path) -> Project:
+def promoted_project(scratch: Path) -> Project:
+    """The default project, reproduced, committed and its model promoted to prod (v1.0.0)."""
     project = bake_project(scratch)
     project.dvc("repro")
+    project.commit_all("Run the pipeline")
+    project.command("promote")
     return project
+
+
+def with_canary(project: Project, scratch: Path) -> Project:
+    """A copy of the promoted project whose next model, trained with another learning rate, is the canary."""
+    canary = project.copy(scratch)
+    canary.set_param("train.hist_gradient_boosting.learning_rate", 0.08)
+    canary.dvc("repro")
+    canary.commit_all("A canary")
+    canary.command("promote", "--canary")
+    return canary
 
 
 @contextmanager
@@ -143,13 +159,14 @@ def bare_service(project: Project, log: Path) -> Iterator[Service]:
 
 
 def measure_services(project: Project, scratch: Path, requests: int, seconds: float, warmup: int) -> dict:
-    """{(rows per request, concurrency): {"full": Measurement, "bare": Measurement}}, measured alternately."""
+    """{(rows per request, concurrency): {"full": Measurement, "canary": ..., "bare": ...}}, measured alternately."""
     test = pd.read_parquet(project.path / "data" / "processed" / "test.parquet")
     rows = as_request_rows(test)
     figures: dict = {}
     with ExitStack() as stack:
         services = {
             "full": stack.enter_context(running_service(project, log=scratch / "serve.log")),
+            "canary": stack.enter_context(running_service(with_canary(project, scratch), log=scratch / "canary.log")),
             "bare": stack.enter_context(bare_service(project, scratch / "bare.log")),
         }
         for rows_per_request in ROWS_PER_REQUEST:
@@ -198,37 +215,48 @@ def service_report(figures: dict, requests: int, seconds: float, warmup: int) ->
             f"### {rows_per_request} row{'s' * (rows_per_request > 1)} per request",
             "",
             "| concurrency | full req/s | bare req/s | full/bare | full rows/s | bare rows/s "
-            "| full p50 ms | bare p50 ms | full p99 ms | bare p99 ms | errors full / bare |",
-            "| ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
+            "| full p50 ms | bare p50 ms | full p99 ms | bare p99 ms | errors full / bare "
+            "| with canary req/s | with canary/full | with canary p99 ms |",
+            "| ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
         ]
         for concurrency in CONCURRENCY:
-            full, bare = (figures[rows_per_request, concurrency][name] for name in ("full", "bare"))
+            full, bare, canary = (figures[rows_per_request, concurrency][name] for name in ("full", "bare", "canary"))
             ratio = full.requests_per_second / bare.requests_per_second if bare.answered else float("nan")
+            canary_ratio = canary.requests_per_second / full.requests_per_second if full.answered else float("nan")
             lines.append(
                 f"| {concurrency} | {full.requests_per_second:.1f} | {bare.requests_per_second:.1f} | {ratio:.2f}x "
                 f"| {full.rows_per_second:.0f} | {bare.rows_per_second:.0f} "
                 f"| {full.percentile_ms(50):.1f} | {bare.percentile_ms(50):.1f} "
-                f"| {full.percentile_ms(99):.1f} | {bare.percentile_ms(99):.1f} | {full.errors} / {bare.errors} |"
+                f"| {full.percentile_ms(99):.1f} | {bare.percentile_ms(99):.1f} | {full.errors} / {bare.errors} "
+                f"| {canary.requests_per_second:.1f} | {canary_ratio:.2f}x | {canary.percentile_ms(99):.1f} |"
             )
-    ratios = [
-        measured["full"].requests_per_second / measured["bare"].requests_per_second
-        for measured in figures.values()
-        if measured["bare"].answered
-    ]
+    ratios = throughput_ratios(figures, "full", "bare")
+    canary_ratios = throughput_ratios(figures, "canary", "full")
     p99_concurrency, p99_goal = GOAL_SINGLE_ROW_P99_MS
     p99 = figures[1, p99_concurrency]["full"].percentile_ms(99)
-    errors = sum(measured["full"].errors for measured in figures.values())
+    errors = sum(measured[name].errors for measured in figures.values() for name in ("full", "canary"))
     lines += [
         "",
         "| goal | figure | |",
         "| --- | ---: | --- |",
         f"| full service >= {GOAL_THROUGHPUT_RATIO}x bare throughput | lowest {min(ratios, default=float('nan')):.2f}x "
         f"| {verdict(bool(ratios) and min(ratios) >= GOAL_THROUGHPUT_RATIO)} |",
+        f"| with a canary >= {GOAL_CANARY_RATIO}x prod alone's throughput "
+        f"| lowest {min(canary_ratios, default=float('nan')):.2f}x "
+        f"| {verdict(bool(canary_ratios) and min(canary_ratios) >= GOAL_CANARY_RATIO)} |",
         f"| p99 of a single-row request at concurrency {p99_concurrency} <= {p99_goal:g} ms | {p99:.1f} ms "
         f"| {verdict(p99 <= p99_goal)} |",
-        f"| zero errors (full service) | {errors} | {verdict(errors == 0)} |",
+        f"| zero errors (full service, with and without a canary) | {errors} | {verdict(errors == 0)} |",
     ]
     return lines
+
+
+def throughput_ratios(figures: dict, service: str, reference: str) -> list[float]:
+    return [
+        measured[service].requests_per_second / measured[reference].requests_per_second
+        for measured in figures.values()
+        if measured[reference].answered
+    ]
 
 
 def batch_report(figures: dict[str, tuple[float, int]], rows: int, batch_rows: int) -> list[str]:
@@ -256,7 +284,7 @@ def main() -> None:
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as folder:
         scratch = Path(folder)
-        project = reproduced_project(scratch / "project")
+        project = promoted_project(scratch / "project")
         load_before = os.getloadavg()[0]
         services = measure_services(project, scratch, args.requests, args.seconds, args.warmup)
         print("\n".join(service_report(services, args.requests, args.seconds, args.warmup)) + "\n", flush=True)
