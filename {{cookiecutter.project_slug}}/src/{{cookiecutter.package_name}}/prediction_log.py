@@ -30,6 +30,7 @@ from .core import PipelineError, Serve
 
 LOG_URL_VARIABLE = "SERVE_LOG_URL"  # overrides serve.log_url: where a deployment keeps its database's address
 BATCH_ROWS = 500
+SCHEMA_LOCK = 7_305_211  # any number: the PostgreSQL advisory lock replicas take to create or migrate the tables
 _CLOSE = None
 
 metadata = sa.MetaData()
@@ -117,6 +118,8 @@ def open_store(url: str) -> sa.Engine:
     shown = engine.url.render_as_string(hide_password=True)
     try:
         with engine.begin() as connection:
+            if engine.dialect.name == "postgresql":  # IF NOT EXISTS alone races there: one replica at a time
+                connection.execute(sa.text("SELECT pg_advisory_xact_lock(:key)"), {"key": SCHEMA_LOCK})
             for table in metadata.sorted_tables:
                 connection.execute(CreateTable(table, if_not_exists=True))
                 for index in sorted(table.indexes, key=lambda index: str(index.name)):
