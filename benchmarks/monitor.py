@@ -57,6 +57,7 @@ def log_synthetic_traffic(
             scored["probability"].iloc[part].tolist(),
             truth_sent[part],
             rows_per_request=per_request,
+            first_row=start,
         )
         write_log(url, [traffic])
 

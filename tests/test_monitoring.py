@@ -3,6 +3,7 @@ with the real GTO registry: a quiet log passes, a shifted one alerts; a good can
 bad one rolled back."""
 
 import json
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pandas as pd
@@ -30,11 +31,15 @@ def scored_rows(project: Project, scratch: Path) -> tuple[pd.DataFrame, pd.DataF
     return rows, scored
 
 
-def traffic(version: str, rows: pd.DataFrame, scored: pd.DataFrame, wrong: bool = False) -> Traffic:
+def traffic(
+    version: str, rows: pd.DataFrame, scored: pd.DataFrame, wrong: bool = False, again: bool = False
+) -> Traffic:
+    """That version's answers to the rows, every one labelled; `again` for a second batch (new request ids)."""
     predictions = scored["prediction"].astype(int)
     if wrong:  # a model that gets every row wrong
         predictions = 1 - scored["truth"]
-    return Traffic(version, rows, predictions.tolist(), scored["probability"].tolist(), scored["truth"].tolist())
+    probabilities, truth = scored["probability"].tolist(), scored["truth"].tolist()
+    return Traffic(version, rows, predictions.tolist(), probabilities, truth, first_row=len(rows) if again else 0)
 
 
 def monitor_report(project: Project) -> dict:
@@ -60,14 +65,15 @@ def test_monitor_reports_a_quiet_log_and_alerts_on_shifted_inputs(reproduced_cop
     project.command("monitor")
     assert (project.path / "monitoring" / "report.json").read_bytes() == first  # the same log, the same bytes
 
-    (project.path / "monitoring" / "predictions.sqlite").unlink()
+    since = datetime.now(UTC).isoformat()
     shifted = rows.assign(age=rows["age"] + 30, credit_amount=rows["credit_amount"] * 4)
-    write_log(url, [traffic("v1.0.0", shifted, scored)])
-    alerted = project.command("monitor", check=False)
+    write_log(url, [traffic("v1.0.0", shifted, scored, again=True)])
+    alerted = project.command("monitor", "--since", since, check=False)
     assert alerted.returncode == 1, alerted.stderr
     alerts = monitor_report(project)["alerts"]
     assert "column 'age': v1.0.0 input drift PSI" in "\n".join(alerts) and "threshold 0.2" in alerts[0]
     assert all(f"ALERT {line}" in alerted.stdout for line in alerts)
+    assert monitor_report(project)["versions"]["v1.0.0"]["requests"] == 1000  # the shifted ones only
 
 
 def test_canary_decide_waits_then_promotes_in_place_then_rolls_a_worse_canary_back(reproduced_copy, tmp_path):
@@ -95,7 +101,7 @@ def test_canary_decide_waits_then_promotes_in_place_then_rolls_a_worse_canary_ba
     new_candidate(project, 0.07)
     project.command("promote", "--canary")
     assert gto_stages(project) == {"prod": "v1.1.0", "canary": "v1.2.0"}
-    write_log(url, [traffic("v1.1.0", rows, scored), traffic("v1.2.0", rows, scored, wrong=True)])
+    write_log(url, [traffic("v1.1.0", rows, scored, again=True), traffic("v1.2.0", rows, scored, wrong=True)])
     rolled = project.command("canary-decide", "--apply")
     assert "canary-decide: rollback" in rolled.stdout and "canary accuracy 0.0 is lower" in rolled.stdout
     assert gto_stages(project) == {"prod": "v1.1.0", "canary": None}

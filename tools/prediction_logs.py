@@ -39,6 +39,7 @@ class Traffic:
     rows_per_request: int = 1
     latency_ms: float = 5.0
     server_errors: int = 0  # requests that version answered with a 500 on top of the scored ones
+    first_row: int = 0  # of all the rows written for this version: request ids stay unique across calls
 
 
 def write_log(url: str, traffic: list[Traffic]) -> int:
@@ -64,7 +65,7 @@ def _write_traffic(log: PredictionLog, part: Traffic) -> list[dict[str, Any]]:
     ]
     now, feedback = datetime.now(UTC), []
     for start in range(0, len(records), part.rows_per_request):
-        request_id = f"{part.version}-{start}"
+        request_id = f"{part.version}-{part.first_row + start}"
         stop = start + part.rows_per_request
         log.write(
             AnsweredRequest(
