@@ -6,7 +6,7 @@ from statistics import NormalDist
 import pandas as pd
 import pytest
 
-from {{ cookiecutter.package_name }}.core import Monitor, write_json
+from {{ cookiecutter.package_name }}.core import Monitor, PipelineError, write_json
 from {{ cookiecutter.package_name }}.monitor import (
     Labels,
     accuracy_drop_test,
@@ -187,3 +187,9 @@ def test_the_decision_table(canary, prod, expected, reason):
     decision = decide(canary, prod, LIMITS)
     assert decision.decision == expected
     assert any(line.startswith(reason) for line in decision.reasons), decision.reasons
+
+
+def test_inputs_the_contract_cannot_type_are_a_user_error_not_a_crash():
+    schema = Schema(columns={"age": ColumnSpec(type="integer"), "housing": ColumnSpec(type="categorical")})
+    with pytest.raises(PipelineError, match="do not parse with schema.yaml's types"):
+        logged_inputs(pd.Series(['{"age": 30, "housing": 2}', '{"age": "old"}']), schema, ["age", "housing"])

@@ -62,10 +62,18 @@ def logged_inputs(inputs: pd.Series, schema: Schema, columns: list[str]) -> pd.D
     fields = [(name, pa.float64() if schema.columns[name].is_numeric else pa.string()) for name in columns]
     options = arrow_json.ParseOptions(explicit_schema=pa.schema(fields), unexpected_field_behavior="ignore")
     texts = inputs.tolist()
-    tables = [
-        arrow_json.read_json(io.BytesIO("\n".join(texts[start : start + PARSE_ROWS]).encode()), parse_options=options)
-        for start in range(0, len(texts), PARSE_ROWS)
-    ]
+    try:
+        tables = [
+            arrow_json.read_json(
+                io.BytesIO("\n".join(texts[start : start + PARSE_ROWS]).encode()), parse_options=options
+            )
+            for start in range(0, len(texts), PARSE_ROWS)
+        ]
+    except pa.ArrowInvalid as error:
+        raise PipelineError(
+            f"the prediction log holds inputs that do not parse with schema.yaml's types ({error}): were they logged "
+            "under another contract? `monitor --since` a later time leaves them out"
+        ) from None
     table = pa.concat_tables(tables) if tables else pa.schema(fields).empty_table()
     return model_input(table.to_pandas(strings_to_categorical=True), schema, columns)
 
