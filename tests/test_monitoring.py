@@ -95,7 +95,7 @@ def test_canary_decide_waits_then_promotes_in_place_then_rolls_a_worse_canary_ba
     assert "canary-decide: promote" in promoted.stdout and "two-proportion z-test" in promoted.stdout
     decision = json.loads(decision_file.read_text())
     assert decision["decision"] == "promote" and decision["applied"] is True and decision["test"]["p_value"] >= 0.05
-    assert gto_stages(project) == {"prod": "v1.1.0", "canary": None}
+    assert gto_stages(project) == {"prod": "v1.1.0"}
     assert f"{ARTIFACT}@v1.2.0" not in registry_state(project)[0]  # no new version registered
 
     new_candidate(project, 0.07)
@@ -104,7 +104,7 @@ def test_canary_decide_waits_then_promotes_in_place_then_rolls_a_worse_canary_ba
     write_log(url, [traffic("v1.1.0", rows, scored, again=True), traffic("v1.2.0", rows, scored, wrong=True)])
     rolled = project.command("canary-decide", "--apply")
     assert "canary-decide: rollback" in rolled.stdout and "canary accuracy 0.0 is lower" in rolled.stdout
-    assert gto_stages(project) == {"prod": "v1.1.0", "canary": None}
+    assert gto_stages(project) == {"prod": "v1.1.0"}
 
     refused = project.command("canary-decide", check=False)
     assert refused.returncode == 2 and "holds the canary stage" in refused.stderr

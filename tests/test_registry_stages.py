@@ -70,7 +70,7 @@ def test_canary_leaves_prod_alone_then_rollback_restores_v1_byte_for_byte_and_se
     # the canary to prod at its commit: the same version, no new one, and no longer canary; then rolled
     # back: v1 again, with its baseline and reference
     project.command("promote")
-    assert gto_stages(project) == {"prod": "v1.1.0", "canary": None} and production_bytes(project) != v1
+    assert gto_stages(project) == {"prod": "v1.1.0"} and production_bytes(project) != v1
     assert f"{ARTIFACT}@v1.2.0" not in registry_state(project)[0]
     rolled = project.command("rollback")
     assert f"{ARTIFACT} v1.0.0 is prod again, in place of v1.1.0" in rolled.stdout

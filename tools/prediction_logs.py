@@ -12,6 +12,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pandas as pd
 import sqlalchemy as sa
 
@@ -58,7 +59,7 @@ def write_log(url: str, traffic: list[Traffic]) -> int:
 
 
 def _write_traffic(log: PredictionLog, part: Traffic) -> list[dict[str, Any]]:
-    sent = part.rows.astype(object).where(part.rows.notna(), None)  # a missing value is sent as null
+    sent = part.rows.astype(object).replace({np.nan: None})  # a missing value is sent as null
     records = [{str(name): value for name, value in row.items()} for row in sent.to_dict("records")]
     now, feedback = datetime.now(UTC), []
     for start in range(0, len(records), part.rows_per_request):

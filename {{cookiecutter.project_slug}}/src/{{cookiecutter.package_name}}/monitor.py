@@ -296,10 +296,10 @@ def main(since: str | None = None) -> int:
     for version in sorted(requests["model_version"].dropna().unique()):
         figures = version_figures(requests, predictions, version, labels)
         figures.update(expected_positive_rate(params, baseline, version, figures["positive_rate"]))
-        if not reference.empty:
+        current = inputs[(predictions["model_version"] == version).to_numpy()]
+        if not reference.empty and not current.empty:  # no reference before a promotion; no rows if all failed
             html = params.paths.monitoring.with_name(f"report-{version}.html")
             judged = figures["requests"] >= params.monitor.min_requests
-            current = inputs[(predictions["model_version"] == version).to_numpy()]
             figures["drift"] = input_drift(reference, current, params, html if judged else None)
         versions[str(version)] = figures
     refused = int(requests["model_version"].isna().sum())
