@@ -440,14 +440,15 @@ def canary_decide(apply: bool = False) -> int:
         "window": window_of(logged.requests, canary.activated_at),
         "canary": {"version": canary.version, **sides["canary"]},
         "prod": {"version": prod.version, **sides["prod"]},
-        "applied": apply and decision.decision != "wait",
+        "applied": False,
     }
-    write_json(record, params.paths.canary_decision)
+    write_json(record, params.paths.canary_decision)  # recorded even if carrying it out fails
     print(f"canary-decide: {decision.decision} {artifact} {canary.version} (canary) against {prod.version} (prod)")
     for reason in decision.reasons:
         print(f"  {reason}")
-    if apply:
+    if apply and decision.decision != "wait":
         carry_out(decision.decision, artifact, canary.version)
+        write_json({**record, "applied": True}, params.paths.canary_decision)
     return 0
 
 
