@@ -109,3 +109,10 @@ def test_canary_decide_waits_then_promotes_in_place_then_rolls_a_worse_canary_ba
     refused = project.command("canary-decide", check=False)
     assert refused.returncode == 2 and "holds the canary stage" in refused.stderr
     assert len(refused.stderr.strip().splitlines()) == 1
+
+    # a version promoted in place was registered before its production record was committed: a rollback
+    # to it restores the record that names it, not the one at its tag
+    project.command("promote")  # the rolled-back canary's commit, now to prod as v1.2.0
+    project.command("rollback")
+    baseline = json.loads((project.path / "production" / "baseline.json").read_text())
+    assert baseline["version"] == "v1.1.0" and gto_stages(project) == {"prod": "v1.1.0"}
