@@ -234,7 +234,8 @@ def retire_canary(artifact: str, version: str, message: str) -> None:
 
 def rollback() -> None:
     """prod goes back to the version that held it before: its baseline and reference restored from its
-    tag and committed, then the stage re-assigned to it and unassigned from the version it replaces."""
+    production record (`production_record_at`) and committed, then the stage re-assigned to it and
+    unassigned from the version it replaces."""
     from gto import api as gto
 
     params = load_params()
