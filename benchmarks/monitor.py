@@ -26,7 +26,7 @@ from tools.bakery import Project
 from tools.prediction_logs import Traffic, sqlite_url, write_log
 
 from benchmarks.scale import MEASURE_SCRIPT, Run, gb, read_log
-from benchmarks.serve import reproduced_project, verdict
+from benchmarks.serve import promoted_project, verdict
 from benchmarks.synthetic import synthesize
 
 GOAL_ROWS = 1_000_000
@@ -98,9 +98,7 @@ def main() -> None:
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as folder:
         scratch = Path(folder)
-        project = reproduced_project(scratch / "project")
-        project.commit_all("Run the pipeline")
-        project.command("promote")
+        project = promoted_project(scratch / "project")
         start = time.perf_counter()
         log_synthetic_traffic(project, scratch, args.rows, args.rows_per_request, args.labelled_share, args.seed)
         written = time.perf_counter() - start
