@@ -58,3 +58,10 @@ def test_sample_benchmark_times_two_revisions_side_by_side(tmp_path):
         assert re.search(rf"^  {stage}\s+{number} s\s+{number} s$", output, re.MULTILINE), stage
         assert re.search(rf"^  {stage}\s+{number} s   \w+ {number}", output, re.MULTILINE), stage  # import profile
     assert re.search(rf"^full run, this / HEAD\s+{number} x$", output, re.MULTILINE)
+
+
+def test_monitor_benchmark_times_monitor_over_a_written_log_at_a_tiny_size(tmp_path):
+    output = run_benchmark("benchmarks.monitor", "--rows", "3000", scratch=tmp_path)
+    heading = r"^## `monitor` over 3,000 logged predictions \(300 requests of 10, [\d,]+ labelled\)$"
+    assert re.search(heading, output, re.MULTILINE), output
+    assert re.search(r"^\| \d+\.\d\d \| \d+\.\d\d GB \| [01] \| \d+ \| n/a at 3,000 rows \|$", output, re.MULTILINE)

@@ -67,16 +67,18 @@ def test_canary_leaves_prod_alone_then_rollback_restores_v1_byte_for_byte_and_se
     assert re.search(rf"canary +v1\.1\.0 +{SINCE}", status), status
     assert re.search(r"candidate .*not in prod, gate PASSED", status), status
 
-    # that candidate to prod, then rolled back: v1 again, with its baseline and reference
+    # the canary to prod at its commit: the same version, no new one, and no longer canary; then rolled
+    # back: v1 again, with its baseline and reference
     project.command("promote")
-    assert gto_stages(project)["prod"] == "v1.2.0" and production_bytes(project) != v1
+    assert gto_stages(project) == {"prod": "v1.1.0"} and production_bytes(project) != v1
+    assert f"{ARTIFACT}@v1.2.0" not in registry_state(project)[0]
     rolled = project.command("rollback")
-    assert f"{ARTIFACT} v1.0.0 is prod again, in place of v1.2.0" in rolled.stdout
+    assert f"{ARTIFACT} v1.0.0 is prod again, in place of v1.1.0" in rolled.stdout
     assert production_bytes(project) == v1
     tags, _ = registry_state(project)
-    assert stage_tags(tags, "prod") == 3 and stage_tags(tags, "prod!") == 1  # v1.0.0, v1.2.0, v1.0.0; v1.2.0 off
+    assert stage_tags(tags, "prod") == 3 and stage_tags(tags, "prod!") == 1  # v1.0.0, v1.1.0, v1.0.0; v1.1.0 off
     assert project.git("tag", "--points-at", f"{ARTIFACT}@v1.0.0^{{commit}}").stdout.count("#prod#") == 2
-    assert project.git("log", "-1", "--format=%s").stdout.strip() == f"Roll back {ARTIFACT} prod from v1.2.0 to v1.0.0"
+    assert project.git("log", "-1", "--format=%s").stdout.strip() == f"Roll back {ARTIFACT} prod from v1.1.0 to v1.0.0"
     assert project.git("status", "--porcelain").stdout == ""
     assert json.loads(project.dvc("status", "--json").stdout) == {}
     assert gto_stages(project)["prod"] == "v1.0.0"

@@ -196,9 +196,12 @@ def promote_canary(artifact: str) -> None:
 
 
 def promote_prod(params: Params, artifact: str, md5: str) -> None:
+    """The committed candidate becomes prod. A version already registered at this commit (the canary, made
+    by `promote --canary` here) keeps its number and gives up the canary stage; otherwise the next is registered."""
     from gto import api as gto
 
-    version = next_version(artifact)
+    registered = version_at_head(artifact)  # before the production record's commit moves HEAD
+    version = registered or next_version(artifact)
     baseline = Promotion(
         artifact=artifact,
         version=version,
@@ -213,14 +216,26 @@ def promote_prod(params: Params, artifact: str, md5: str) -> None:
     kept = sample_positions(len(train), settings.reference_rows, settings.seed, labels)
     write_parquet(train.iloc[kept], paths.reference)
     commit_production(params, f"Promote {artifact} {version} to {STAGE}")
-    gto.register(".", artifact, "HEAD", version=version, message=f"{artifact} {version}")
-    gto.assign(".", artifact, STAGE, version=version, message=f"{artifact} {version} to {STAGE}")
+    if registered is None:
+        gto.register(".", artifact, "HEAD", version=version, message=f"{artifact} {version}")
+    gto.assign(".", artifact, STAGE, version=version, message=f"{artifact} {version} to {STAGE}", force=True)
+    canary = holder(artifact, CANARY)
+    if canary is not None and canary.version == version:
+        retire_canary(artifact, version, f"{artifact} {version} from {CANARY} to {STAGE}")
     print(f"promote: {artifact} {version} is now {STAGE} (tags {artifact}@{version}, {artifact}#{STAGE}#...)")
+
+
+def retire_canary(artifact: str, version: str, message: str) -> None:
+    """The canary stage is unassigned from `version` (it became prod, or was rolled back); prod is untouched."""
+    from gto import api as gto
+
+    gto.unassign(".", artifact, version=version, stage=CANARY, message=message)
 
 
 def rollback() -> None:
     """prod goes back to the version that held it before: its baseline and reference restored from its
-    tag and committed, then the stage re-assigned to it and unassigned from the version it replaces."""
+    production record (`production_record_at`) and committed, then the stage re-assigned to it and
+    unassigned from the version it replaces."""
     from gto import api as gto
 
     params = load_params()
@@ -232,12 +247,25 @@ def rollback() -> None:
         raise PipelineError(f"nothing to roll back to: {held}; `promote` a newer model instead")
     current, previous = lineage[-1], lineage[-2]
     paths = params.paths
-    git("checkout", f"{artifact}@{previous}", "--", str(paths.baseline), str(paths.reference))
+    recorded = production_record_at(artifact, previous, paths.baseline)
+    git("checkout", recorded, "--", str(paths.baseline), str(paths.reference))
     commit_production(params, f"Roll back {artifact} {STAGE} from {current} to {previous}")
     message = f"{artifact} {STAGE} rolled back from {current} to {previous}"
     gto.assign(".", artifact, STAGE, version=previous, message=message, force=True)
     gto.unassign(".", artifact, version=current, stage=STAGE, message=message)
     print(f"rollback: {artifact} {previous} is {STAGE} again, in place of {current} (baseline and reference restored)")
+
+
+def production_record_at(artifact: str, version: str, baseline: Path) -> str:
+    """The commit whose production record is `version`'s: its tag's, or, for a canary promoted in place
+    (registered before its record was written), the first later commit that records it."""
+    tag = f"{artifact}@{version}"
+    later = git("rev-list", "--reverse", f"{tag}..HEAD", "--", baseline.as_posix()).split()
+    for commit in (tag, *later):
+        shown = run_tool("git", "show", f"{commit}:{baseline.as_posix()}", check=False)
+        if shown.returncode == 0 and json.loads(shown.stdout).get("version") == version:
+            return commit
+    raise PipelineError(f"no commit since {tag} records {version} in {baseline}: promote a version instead")
 
 
 def status() -> None:

@@ -54,6 +54,19 @@ COMMANDS: dict[str, tuple[str, list[Argument]]] = {
     ),
     "rollback": ("give prod back to the version that held it before, with its baseline and reference", []),
     "status": ("which version holds each stage (prod, canary) and since when, and the candidate's gate verdict", []),
+    "monitor": (
+        "per model version in the prediction log: traffic, errors, latency, drift, labelled quality; 1 on an alert",
+        [
+            (
+                "--since",
+                {"help": "ISO time the window starts at, e.g. 2026-11-27T06:00:00+00:00 (default: the whole log)"},
+            )
+        ],
+    ),
+    "canary-decide": (
+        "compare the canary with prod on the logged traffic and decide: promote, rollback or wait",
+        [("--apply", {"action": "store_true", "help": "carry the decision out (promote or roll back the canary)"})],
+    ),
     "predict": (
         "score a CSV or Parquet file: its rows out in order, with prediction, probability and model_version",
         [
@@ -83,6 +96,7 @@ HANDLED_BY = {
     "gitlab-note": "report",
     "rollback": "promote",
     "status": "promote",
+    "canary-decide": "monitor",
 }
 STAGES = ("preprocess", "validate", "train", "evaluate", "gate")
 
