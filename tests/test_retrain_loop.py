@@ -1,0 +1,62 @@
+"""Retraining in a baked, reproduced and committed project with real git and DVC: enough new rows fire
+the data trigger, `retrain` folds them into the DVC-tracked raw data and reproduces, the gate decides,
+and the folded rows no longer count."""
+
+import json
+
+import pandas as pd
+import pytest
+from tools.bakery import Project, md5
+
+pytestmark = pytest.mark.slow  # runs DVC: `make test-fast` leaves it out
+
+RAW = "data/raw/german_credit.csv"
+NEW_ROWS = 500  # retrain.min_new_rows in the shipped params.yaml
+
+
+def retrain_check(project: Project) -> dict:
+    return json.loads(project.command("retrain-check").stdout)
+
+
+def track_raw_with_dvc(project: Project) -> None:
+    """As the README says once a remote exists: DVC takes the sample over from git."""
+    project.git("rm", "--cached", "--quiet", RAW)
+    project.dvc("add", RAW)
+    project.commit_all("Track the raw data with DVC")
+
+
+def test_new_rows_fire_the_data_trigger_and_retrain_folds_them_once_and_the_gate_decides(reproduced_copy):
+    project = reproduced_copy
+    track_raw_with_dvc(project)
+    raw = project.path / RAW
+    rows_before = len(pd.read_csv(raw))
+    incoming = project.path / "data" / "incoming"
+    incoming.mkdir()
+    pd.read_csv(raw).sample(NEW_ROWS, random_state=7).to_csv(incoming / "batch-1.csv", index=False)
+    project.commit_all("New labelled rows")
+
+    before = retrain_check(project)
+    assert "data" in before["fired"], before
+    assert before["triggers"]["data"]["value"] == NEW_ROWS
+
+    run = project.command("retrain", check=False)
+    output = run.stdout + run.stderr
+    assert run.returncode in (0, 1), output  # the gate decides: 0 passed, 1 failed; never a crash or bad input
+    assert f"folded {NEW_ROWS} rows from 1 files" in output
+    assert all(f"Running stage '{stage}'" in output for stage in ("preprocess", "train", "evaluate", "gate")), output
+    gate = json.loads((project.path / "metrics" / "gate.json").read_text())
+    assert gate["passed"] is (run.returncode == 0)
+
+    assert len(pd.read_csv(raw)) == rows_before + NEW_ROWS
+    tracked = (project.path / f"{RAW}.dvc").read_text()
+    assert f"md5: {md5(raw)}" in tracked  # DVC tracks the new raw data
+    if run.returncode == 0:
+        assert "Data and pipelines are up to date" in project.dvc("status").stdout
+    assert not (incoming / "batch-1.csv").exists()
+    assert len(list((incoming / "folded").glob("*/batch-1.csv"))) == 1  # kept, out of git's way
+    changed = project.git("status", "--porcelain").stdout
+    assert " D data/incoming/batch-1.csv" in changed and "folded" not in changed
+    assert "production/" not in changed  # retrain never promotes
+
+    after = retrain_check(project)
+    assert "data" not in after["fired"] and after["triggers"]["data"]["value"] == 0
