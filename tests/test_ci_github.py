@@ -7,8 +7,8 @@ finds new rows, retrains on a branch and opens a pull request with the report.
 
 import subprocess
 
-import pandas as pd
 import pytest
+from tools.bakery import NEW_ROWS, RAW_DATA, write_new_rows
 from tools.ci_jobs import (
     CHANGED_PARAM,
     PR_BRANCH,
@@ -23,8 +23,6 @@ from tools.ci_jobs import (
 pytestmark = pytest.mark.slow  # runs DVC: `make test-fast` leaves it out
 
 RELEASE = "release.yml"
-RAW = "data/raw/german_credit.csv"
-NEW_ROWS = 500  # retrain.min_new_rows in the shipped params.yaml
 
 
 def test_github_jobs_pass_without_a_remote_and_the_first_pull_request_gets_its_report(tmp_path):
@@ -58,9 +56,7 @@ def test_github_jobs_pass_without_a_remote_and_the_first_pull_request_gets_its_r
 def test_the_scheduled_release_check_fires_on_new_rows_and_retrain_opens_a_pull_request_with_the_report(tmp_path):
     origin, project = published(tmp_path, ci="github")
     project.git("switch", "--quiet", "main")
-    incoming = project.path / "data" / "incoming"
-    incoming.mkdir()
-    pd.read_csv(project.path / RAW).sample(NEW_ROWS, random_state=3).to_csv(incoming / "week-48.csv", index=False)
+    write_new_rows(project.path, "week-48.csv", seed=3)
     project.commit_all("New labelled rows")
     project.git("push", "--quiet", "origin", "main")
     runner_temp = tmp_path / "runner-temp"
@@ -100,5 +96,6 @@ def test_the_scheduled_release_check_fires_on_new_rows_and_retrain_opens_a_pull_
     committed = subprocess.run(
         ["git", "-C", str(clone), "show", "--stat", "--format=%s", branch], capture_output=True, text=True
     ).stdout
-    assert "Retrain (data): gate passed" in committed and RAW in committed and "data/incoming/week-48.csv" in committed
+    assert "Retrain (data): gate passed" in committed and RAW_DATA in committed
+    assert "data/incoming/week-48.csv" in committed  # folded: gone from git, kept in the ignored folded/
     assert "retrain.log" not in committed and "triggers" not in committed  # the job's scratch stays out of git

@@ -6,8 +6,8 @@ scheduled pipeline finds new rows, retrains on a branch and opens a merge reques
 
 import subprocess
 
-import pandas as pd
 import pytest
+from tools.bakery import write_new_rows
 from tools.ci_jobs import (
     CHANGED_PARAM,
     PR_BRANCH,
@@ -20,9 +20,6 @@ from tools.ci_jobs import (
 from tools.fake_gitlab import MERGE_REQUEST_IID, PROJECT_ID, FakeGitLab
 
 pytestmark = pytest.mark.slow  # runs DVC: `make test-fast` leaves it out
-
-RAW = "data/raw/german_credit.csv"
-NEW_ROWS = 500  # retrain.min_new_rows in the shipped params.yaml
 
 
 def test_gitlab_jobs_pass_without_a_remote_and_the_first_merge_request_gets_its_note(tmp_path):
@@ -68,9 +65,7 @@ def test_gitlab_jobs_pass_without_a_remote_and_the_first_merge_request_gets_its_
 def test_a_scheduled_pipeline_retrains_on_new_rows_and_opens_a_merge_request_with_the_report(tmp_path):
     origin, project = published(tmp_path, ci="gitlab")
     project.git("switch", "--quiet", "main")
-    incoming = project.path / "data" / "incoming"
-    incoming.mkdir()
-    pd.read_csv(project.path / RAW).sample(NEW_ROWS, random_state=4).to_csv(incoming / "week-48.csv", index=False)
+    write_new_rows(project.path, "week-48.csv", seed=4)
     project.commit_all("New labelled rows")
     project.git("push", "--quiet", "origin", "main")
     env = job_environment(tmp_path / "ci", project.env)

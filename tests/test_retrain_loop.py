@@ -6,12 +6,9 @@ import json
 
 import pandas as pd
 import pytest
-from tools.bakery import Project, md5
+from tools.bakery import NEW_ROWS, RAW_DATA, Project, md5, write_new_rows
 
 pytestmark = pytest.mark.slow  # runs DVC: `make test-fast` leaves it out
-
-RAW = "data/raw/german_credit.csv"
-NEW_ROWS = 500  # retrain.min_new_rows in the shipped params.yaml
 
 
 def retrain_check(project: Project) -> dict:
@@ -20,19 +17,17 @@ def retrain_check(project: Project) -> dict:
 
 def track_raw_with_dvc(project: Project) -> None:
     """As the README says once a remote exists: DVC takes the sample over from git."""
-    project.git("rm", "--cached", "--quiet", RAW)
-    project.dvc("add", RAW)
+    project.git("rm", "--cached", "--quiet", RAW_DATA)
+    project.dvc("add", RAW_DATA)
     project.commit_all("Track the raw data with DVC")
 
 
 def test_new_rows_fire_the_data_trigger_and_retrain_folds_them_once_and_the_gate_decides(reproduced_copy):
     project = reproduced_copy
     track_raw_with_dvc(project)
-    raw = project.path / RAW
+    raw = project.path / RAW_DATA
     rows_before = len(pd.read_csv(raw))
-    incoming = project.path / "data" / "incoming"
-    incoming.mkdir()
-    pd.read_csv(raw).sample(NEW_ROWS, random_state=7).to_csv(incoming / "batch-1.csv", index=False)
+    incoming = write_new_rows(project.path, "batch-1.csv", seed=7).parent
     project.commit_all("New labelled rows")
 
     before = retrain_check(project)
@@ -49,7 +44,7 @@ def test_new_rows_fire_the_data_trigger_and_retrain_folds_them_once_and_the_gate
     assert "retrain: the gate passed" in output
 
     assert len(pd.read_csv(raw)) == rows_before + NEW_ROWS
-    tracked = (project.path / f"{RAW}.dvc").read_text()
+    tracked = (project.path / f"{RAW_DATA}.dvc").read_text()
     assert f"md5: {md5(raw)}" in tracked  # DVC tracks the new raw data
     assert "Data and pipelines are up to date" in project.dvc("status").stdout
     assert not (incoming / "batch-1.csv").exists()
@@ -64,11 +59,9 @@ def test_new_rows_fire_the_data_trigger_and_retrain_folds_them_once_and_the_gate
 
 def test_when_the_gate_fails_the_fold_is_kept_uncommitted_and_its_undo_restores_the_raw_data(reproduced_copy):
     project = reproduced_copy  # the sample in git, as without a remote: git tracks the new raw data
-    raw = project.path / RAW
+    raw = project.path / RAW_DATA
     original = raw.read_bytes()
-    incoming = project.path / "data" / "incoming"
-    incoming.mkdir()
-    pd.read_csv(raw).sample(NEW_ROWS, random_state=8).to_csv(incoming / "batch-2.csv", index=False)
+    incoming = write_new_rows(project.path, "batch-2.csv", seed=8).parent
     project.set_param("gate.performance.f1_min", 0.99)  # no model reaches it
 
     run = project.command("retrain", check=False)
