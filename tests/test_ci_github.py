@@ -1,12 +1,14 @@
-"""The generated GitHub workflow, run here from its own file: a project baked with the default answers (no
+"""The generated GitHub workflows, run here from their own files: a project baked with the default answers (no
 DVC remote) and published after its README's first steps passes its test, pull-request and main jobs, its
 first pull request gets a report against main, and main promotes the model it reproduces exactly and tells the
-image job (which cannot run here) which version and commit to build.
+image job (which cannot run here) which version and commit to build. On a schedule, the release workflow
+finds new rows, retrains on a branch and opens a pull request with the report.
 """
 
 import subprocess
 
 import pytest
+from tools.bakery import NEW_ROWS, RAW_DATA, write_new_rows
 from tools.ci_jobs import (
     CHANGED_PARAM,
     PR_BRANCH,
@@ -19,6 +21,8 @@ from tools.ci_jobs import (
 )
 
 pytestmark = pytest.mark.slow  # runs DVC: `make test-fast` leaves it out
+
+RELEASE = "release.yml"
 
 
 def test_github_jobs_pass_without_a_remote_and_the_first_pull_request_gets_its_report(tmp_path):
@@ -47,3 +51,51 @@ def test_github_jobs_pass_without_a_remote_and_the_first_pull_request_gets_its_r
     promotion = subprocess.run(["git", "rev-parse", "main"], cwd=origin, capture_output=True, text=True).stdout.strip()
     assert run.outputs == {"promoted": "true", "version": "v1.0.0", "commit": promotion}  # what the image job takes
     assert this_environments_own_package() == own_package  # the jobs installed into their own environment
+
+
+def test_the_scheduled_release_check_fires_on_new_rows_and_retrain_opens_a_pull_request_with_the_report(tmp_path):
+    origin, project = published(tmp_path, ci="github")
+    project.git("switch", "--quiet", "main")
+    write_new_rows(project.path, "week-48.csv", seed=3)
+    project.commit_all("New labelled rows")
+    project.git("push", "--quiet", "origin", "main")
+    runner_temp = tmp_path / "runner-temp"
+    runner_temp.mkdir()
+    env = {**job_environment(tmp_path / "ci", project.env), "RUNNER_TEMP": str(runner_temp)}
+    context = {
+        **github_context("schedule"),
+        "inputs.action": "",
+        "runner.temp": str(runner_temp),
+        "github.event.repository.default_branch": "main",
+        "secrets.SERVE_LOG_URL": "",
+        "secrets.PGPASSWORD": "",
+    }
+    jobs = tmp_path / "jobs"  # the jobs' clones side by side: artifacts pass between them
+
+    check = run_github_job(checkout(origin, "main", jobs / "check", env), "check", context, env, RELEASE)
+    assert check.passed, check.output
+    assert "SERVE_LOG_URL is not set" in check.output and "monitor is skipped" in check.output
+    assert check.outputs == {"fired": "data"}
+
+    context["needs.check.outputs.fired"] = check.outputs["fired"]
+    clone = checkout(origin, "main", jobs / "retrain", env)
+    retrain = run_github_job(clone, "retrain", context, env, RELEASE)
+    assert retrain.passed, retrain.output
+    assert not run_github_job(clone, "canary-decide", context, env, RELEASE).outcomes  # by hand only
+
+    branch = retrain.step_outputs["retrain"]["branch"]
+    calls = (tmp_path / "ci" / "gh-calls").read_text().splitlines()
+    assert calls[0].startswith("pr list --state open")
+    assert calls[1] == f"pr create --base main --head {branch} --title Retrain (data): gate passed --body-file " + str(
+        runner_temp / "body.md"
+    )
+    body = (tmp_path / "ci" / "gh-calls.body").read_text()
+    assert f"- **data**: {NEW_ROWS} new labelled rows in 1 CSV file" in body and "Gate passed" in body
+    pushed = subprocess.run(["git", "ls-remote", str(origin), branch], capture_output=True, text=True).stdout
+    assert pushed.strip().endswith(f"refs/heads/{branch}")
+    committed = subprocess.run(
+        ["git", "-C", str(clone), "show", "--stat", "--format=%s", branch], capture_output=True, text=True
+    ).stdout
+    assert "Retrain (data): gate passed" in committed and RAW_DATA in committed
+    assert "data/incoming/week-48.csv" in committed  # folded: gone from git, kept in the ignored folded/
+    assert "retrain.log" not in committed and "triggers" not in committed  # the job's scratch stays out of git

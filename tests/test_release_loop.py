@@ -109,8 +109,8 @@ LABELLED_ROWS = (
 def test_canary_rollback_then_promotion_then_rollback_to_v1_served_after_reload(reproduced_copy, tmp_path):
     project: Project = reproduced_copy
     project.set_param("serve.canary_share", SHARE)
-    for key, value in (("monitor.min_requests", 50), ("monitor.min_labelled", 50), ("retrain.min_new_rows", 100)):
-        project.set_param(key, value)
+    for count in ("monitor.min_requests", "monitor.min_labelled", "retrain.min_new_rows"):
+        project.set_param(count, 50)
     project.commit_all("Release settings for the test")
     project.command("promote")
     v1 = {name: (project.path / name).read_bytes() for name in PRODUCTION}
@@ -119,9 +119,9 @@ def test_canary_rollback_then_promotion_then_rollback_to_v1_served_after_reload(
 
     # a candidate that learnt nothing, let through a lowered gate, goes to canary
     shuffle_labels(project)
-    for key, value in (("accuracy_min", 0.3), ("f1_min", 0.3), ("roc_auc_min", 0.3)):
-        project.set_param(f"gate.performance.{key}", value)
-    project.set_param("gate.comparison.min_ratio", 0.3)
+    lowered = ("performance.accuracy_min", "performance.f1_min", "performance.roc_auc_min", "comparison.min_ratio")
+    for threshold in lowered:
+        project.set_param(f"gate.{threshold}", 0.3)
     project.set_param("gate.fairness.max_gap", 1.0)
     canary(project, "A candidate trained on shuffled labels")
 
@@ -174,7 +174,7 @@ def test_canary_rollback_then_promotion_then_rollback_to_v1_served_after_reload(
 
     incoming = project.path / "data" / "incoming"
     incoming.mkdir(exist_ok=True)
-    pd.read_csv(project.path / "data" / "raw" / "german_credit.csv").head(100).to_csv(incoming / "new.csv", index=False)
+    pd.read_csv(project.path / "data" / "raw" / "german_credit.csv").head(50).to_csv(incoming / "new.csv", index=False)
     assert "data" in retrain_check(project)["fired"]
 
 

@@ -113,7 +113,7 @@ def test_report_names_the_failed_gate_checks_first_with_their_param(reproduced_c
 @pytest.mark.parametrize(
     ("ci", "files", "schema"),
     [
-        ("github", [".github/workflows/pipeline.yml"], "vendor.github-workflows"),
+        ("github", [".github/workflows/pipeline.yml", ".github/workflows/release.yml"], "vendor.github-workflows"),
         ("gitlab", [".gitlab-ci.yml"], "vendor.gitlab-ci"),
     ],
 )
@@ -126,7 +126,7 @@ def test_generated_ci_files_are_valid_secure_and_call_the_tested_report_command(
         assert "pull_request_target" not in text
     if ci == "github":
         project.run(str(VENV_BIN / "zizmor"), "--offline", "--min-severity", "medium", *files)
-        assert "permissions: {}" in (project.path / files[0]).read_text()
+        assert all("permissions: {}" in (project.path / name).read_text() for name in files)
 
 
 def test_root_workflows_run_the_readme_test_command_and_post_the_same_report():

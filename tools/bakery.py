@@ -21,6 +21,8 @@ TEMPLATE = Path(__file__).resolve().parents[1]
 ROOT_BUILD = TEMPLATE / "build" / "demo"
 VENV_BIN = Path(sys.executable).parent
 DEFAULT_SLUG = "credit-risk"
+RAW_DATA = "data/raw/german_credit.csv"
+NEW_ROWS = 500  # retrain.min_new_rows in the shipped params.yaml: just enough to fire the data trigger
 GUARDED = ["data/processed", "models", "dvclive", "metrics", "plots", "reports", "production", "dvc.lock"]
 
 
@@ -128,6 +130,16 @@ class Project:
         """A separate working copy (git history and DVC cache included) for a test that changes things."""
         shutil.copytree(self.path, destination / self.slug, symlinks=True)
         return make_project(destination / self.slug, destination)
+
+
+def write_new_rows(project: Path, name: str, seed: int, rows: int = NEW_ROWS) -> Path:
+    """New labelled rows waiting under data/incoming/: a seeded sample of the shipped raw data."""
+    import pandas as pd  # here: baking needs no pandas
+
+    incoming = project / "data" / "incoming"
+    incoming.mkdir(parents=True, exist_ok=True)
+    pd.read_csv(project / RAW_DATA).sample(rows, random_state=seed).to_csv(incoming / name, index=False)
+    return incoming / name
 
 
 def tree_md5s(root: Path, skip: tuple[str, ...] = (".git",)) -> dict[str, str]:

@@ -11,6 +11,7 @@ The jobs that build and push the container image cannot run here (no Docker daem
 
 import os
 import re
+import shutil
 import subprocess
 import sys
 import sysconfig
@@ -22,10 +23,11 @@ import yaml
 
 from tools.bakery import Answers, Project, bake_project
 
-SIMULATED_ACTIONS = {"actions/checkout", "actions/setup-python", "actions/upload-artifact"}
+SIMULATED_ACTIONS = {"actions/checkout", "actions/setup-python", "actions/upload-artifact", "actions/download-artifact"}
 GH_STUB = """#!/bin/sh
-# records the call, and the body of `--body-file`, as the GitHub CLI would post it
+# records the call, and the body of `--body-file`, as the GitHub CLI would post it; `pr list`: no pull requests
 printf '%s\\n' "$*" >> "$GH_CALLS"
+if [ "$1 $2" = "pr list" ]; then echo 0; fi
 previous=""
 for argument in "$@"; do
   if [ "$previous" = "--body-file" ]; then cat "$argument" > "$GH_CALLS.body"; fi
@@ -85,9 +87,17 @@ def substitute(text: str, context: dict[str, str]) -> str:
 
 
 def condition_holds(condition: str | None, context: dict[str, str], outcomes: dict[str, str]) -> bool:
-    """`a == b` conditions, the only kind the generated workflow uses; anything else is an error."""
+    """`a == b` and `a != b` conditions, joined by `||` or `&&` (without parentheses), the only kinds the
+    generated workflows use; anything else is an error."""
     if condition is None:
         return True
+    return any(
+        all(_comparison_holds(part, context, outcomes) for part in alternative.split("&&"))
+        for alternative in condition.split("||")
+    )
+
+
+def _comparison_holds(condition: str, context: dict[str, str], outcomes: dict[str, str]) -> bool:
     parsed = re.fullmatch(r"\s*(\S+)\s*(==|!=)\s*(\S+)\s*", condition)
     if parsed is None:
         raise ValueError(f"unsupported condition: {condition!r}")
@@ -123,24 +133,28 @@ def read_github_output(path: Path) -> dict[str, str]:
     return dict(line.split("=", 1) for line in path.read_text().splitlines() if "=" in line)
 
 
-def run_github_job(project: Path, job_name: str, context: dict[str, str], env: dict[str, str]) -> JobRun:
-    """The job's steps as GitHub would run them, in `project` (a fresh clone)."""
-    workflow = yaml.safe_load((project / ".github" / "workflows" / "pipeline.yml").read_text())
+def run_github_job(
+    project: Path, job_name: str, context: dict[str, str], env: dict[str, str], workflow_file: str = "pipeline.yml"
+) -> JobRun:
+    """The job's steps as GitHub would run them, in `project` (a fresh clone). Artifacts pass between the
+    jobs of clones made in the same folder."""
+    workflow = yaml.safe_load((project / ".github" / "workflows" / workflow_file).read_text())
     job = workflow["jobs"][job_name]
     run = JobRun(passed=condition_holds(job.get("if"), context, {}))
     if not run.passed:
         run.log.append(f"job {job_name} skipped by its condition")
         return run
-    variables = {key: substitute(str(value), context) for key, value in {**workflow.get("env", {})}.items()}
+    declared = {**workflow.get("env", {}), **job.get("env", {})}
+    variables = {key: substitute(str(value), context) for key, value in declared.items()}
     summary = project.parent / f"{job_name}-step-summary.md"
     for number, step in enumerate(job["steps"]):
         step_context = {**context, **step_output_context(run.step_outputs)}
         if not condition_holds(step.get("if"), step_context, run.outcomes):
             continue
         if "uses" in step:
-            _simulate_action(project, step, run)
+            _simulate_action(project, step, run, context)
             continue
-        step_env = {key: substitute(str(value), context) for key, value in step.get("env", {}).items()}
+        step_env = {key: substitute(str(value), step_context) for key, value in step.get("env", {}).items()}
         shell = (
             ["bash", "--noprofile", "--norc", "-eo", "pipefail", "-c"]
             if step.get("shell") == "bash"
@@ -152,7 +166,7 @@ def run_github_job(project: Path, job_name: str, context: dict[str, str], env: d
         )
         output_file = project.parent / f"{job_name}-step-{number}-output"
         result = subprocess.run(
-            [*shell, substitute(step["run"], context)],
+            [*shell, substitute(step["run"], step_context)],
             cwd=project,
             env={
                 **env,
@@ -187,14 +201,30 @@ def job_outputs(job: dict, run: JobRun) -> dict[str, str]:
     }
 
 
-def _simulate_action(project: Path, step: dict, run: JobRun) -> None:
+def _simulate_action(project: Path, step: dict, run: JobRun, context: dict[str, str]) -> None:
+    """Checkout and setup-python have happened; artifacts are copied to and from `<clones' folder>/artifacts`."""
     action = step["uses"].split("@")[0]
     if action not in SIMULATED_ACTIONS:
         raise KeyError(f"the workflow uses {action}, which this runner cannot stand in for")
+    store = project.parent / "artifacts" / step.get("with", {}).get("name", "")
     if action == "actions/upload-artifact":
-        missing = [path for path in step["with"]["path"].split() if not (project / path).exists()]
-        assert not missing, f"the artifact's paths are missing: {missing}"
+        paths = step["with"]["path"].split()
+        missing = [path for path in paths if not (project / path).exists()]
+        if step["with"].get("if-no-files-found") != "ignore":
+            assert not missing, f"the artifact's paths are missing: {missing}"
+        for path in set(paths) - set(missing):
+            _copy(project / path, store / path)
+    if action == "actions/download-artifact":
+        _copy(store, Path(substitute(step["with"]["path"], context)))
     run.log.append(f"[{action}: simulated]")
+
+
+def _copy(source: Path, destination: Path) -> None:
+    if source.is_dir():
+        shutil.copytree(source, destination, dirs_exist_ok=True)
+    else:
+        destination.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(source, destination)
 
 
 def run_gitlab_job(project: Path, job_name: str, variables: dict[str, str], env: dict[str, str]) -> JobRun:

@@ -1,4 +1,6 @@
-"""A stand-in for GitLab's REST API, on 127.0.0.1: the notes of one merge request, shaped as GitLab serves them.
+"""A stand-in for GitLab's REST API, on 127.0.0.1: the notes of one merge request, shaped as GitLab serves them,
+and the project's merge requests: listed by state and label, created from a form as `curl --data-urlencode`
+sends it.
 
 What python-gitlab relies on is kept: the `PRIVATE-TOKEN` header (401 without the right one), offset
 pagination (`page`, `per_page` capped at 100, default 20) answered with `x-page`, `x-per-page`,
@@ -15,7 +17,8 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import parse_qs, urlencode, urlsplit
 
 PROJECT_ID, MERGE_REQUEST_IID = "42", "7"
-NOTES_PATH = f"/api/v4/projects/{PROJECT_ID}/merge_requests/{MERGE_REQUEST_IID}/notes"
+MERGE_REQUESTS_PATH = f"/api/v4/projects/{PROJECT_ID}/merge_requests"
+NOTES_PATH = f"{MERGE_REQUESTS_PATH}/{MERGE_REQUEST_IID}/notes"
 MAX_PER_PAGE = 100  # GitLab's cap on per_page
 DEFAULT_PER_PAGE = 20
 REASONS = {429: "Too Many Requests", 500: "Internal Server Error", 502: "Bad Gateway", 503: "Service Unavailable"}
@@ -27,6 +30,7 @@ class FakeGitLab:
     def __init__(self, token: str) -> None:
         self.token = token
         self.notes: list[dict] = []
+        self.merge_requests: list[dict] = []
         self.calls: list[tuple[str, str, str | None]] = []
         self.failures: list[int] = []
         self._next_id = 3001  # note ids are GitLab-wide, not counted per merge request
@@ -99,9 +103,11 @@ class _Handler(BaseHTTPRequestHandler):
         if self._refused():
             return
         url = urlsplit(self.path)
+        query = {key: values[-1] for key, values in parse_qs(url.query).items()}
+        if url.path == MERGE_REQUESTS_PATH:
+            return self._reply(200, self._merge_requests(query))
         if url.path != NOTES_PATH:
             return self._not_found()
-        query = {key: values[-1] for key, values in parse_qs(url.query).items()}
         per_page = min(int(query.get("per_page", DEFAULT_PER_PAGE)), MAX_PER_PAGE)
         page = max(int(query.get("page", 1)), 1)
         notes = list(self.gitlab.notes) if query.get("sort") == "asc" else self.gitlab.notes[::-1]
@@ -124,9 +130,35 @@ class _Handler(BaseHTTPRequestHandler):
         headers["Link"] = ", ".join([*links, link(1, "first"), link(pages, "last")])
         self._reply(200, notes[(page - 1) * per_page : page * per_page], headers)
 
+    def _merge_requests(self, query: dict[str, str]) -> list[dict]:
+        wanted = set(filter(None, query.get("labels", "").split(",")))
+        return [
+            request
+            for request in self.gitlab.merge_requests[::-1]
+            if query.get("state", request["state"]) == request["state"] and wanted <= set(request["labels"])
+        ]
+
+    def _create_merge_request(self) -> None:
+        length = int(self.headers.get("Content-Length", 0))
+        form = {key: values[-1] for key, values in parse_qs(self.rfile.read(length).decode()).items()}
+        missing = [key for key in ("source_branch", "target_branch", "title") if not form.get(key)]
+        if missing:
+            return self._reply(400, {"error": f"{', '.join(missing)} is missing"})
+        request = {
+            **form,
+            "iid": len(self.gitlab.merge_requests) + 1,
+            "state": "opened",
+            "labels": form.get("labels", "").split(","),
+            "draft": form["title"].startswith("Draft:"),
+        }
+        self.gitlab.merge_requests.append(request)
+        self._reply(201, request)
+
     def do_POST(self) -> None:  # noqa: N802
         if self._refused():
             return
+        if self.path == MERGE_REQUESTS_PATH:
+            return self._create_merge_request()
         if self.path != NOTES_PATH:
             return self._not_found()
         body = self._body().get("body")

@@ -87,6 +87,12 @@ COMMANDS: dict[str, tuple[str, list[Argument]]] = {
         "create or update the merge request's report note (GitLab CI)",
         [("--file", {"required": True, "help": "the Markdown report to post"})],
     ),
+    "retrain-check": ("which retraining triggers fired (time, new data, monitor alert) and why, as JSON", []),
+    "retrain": (
+        "fold the new rows of paths.incoming into the raw data and reproduce the pipeline; the gate decides, "
+        "nothing is promoted",
+        [],
+    ),
 }
 
 
@@ -97,6 +103,7 @@ HANDLED_BY = {
     "rollback": "promote",
     "status": "promote",
     "canary-decide": "monitor",
+    "retrain-check": "retrain",
 }
 STAGES = ("preprocess", "validate", "train", "evaluate", "gate")
 
