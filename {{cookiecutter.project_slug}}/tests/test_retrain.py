@@ -125,9 +125,10 @@ def test_the_monitor_trigger_follows_the_latest_report_and_a_missing_one_does_no
     assert not monitor_trigger(report, enabled=False).fired
     report.write_text(json.dumps({"alerted": False, "alerts": []}))
     assert not monitor_trigger(report, enabled=True).fired
-    report.write_text(json.dumps({"alerts": []}))
-    with pytest.raises(PipelineError, match="no true/false 'alerted' key"):
-        monitor_trigger(report, enabled=True)
+    for broken in (json.dumps({"alerts": []}), '{"alerted": tr'):
+        report.write_text(broken)
+        with pytest.raises(PipelineError, match="no true/false 'alerted' key: re-run `monitor`"):
+            monitor_trigger(report, enabled=True)
 
 
 def test_retrain_check_prints_every_trigger_as_sorted_json(project_copy, monkeypatch, capsys):

@@ -6,7 +6,7 @@ The three triggers, each set under `retrain:` in params.yaml:
 - data: at least `min_new_rows` labelled rows wait in CSV files directly under `paths.incoming`, each
   row meeting the data contract (a file that breaks it is an error naming the file, row and column);
 - monitor: the latest `monitor` report (`paths.monitoring`) alerted. No report means not fired, and the
-  reason says so.
+  reason says so. The report is read as it is: the scheduled CI job runs `monitor` just before the check.
 
 `retrain` never promotes: the gate judges the retrained model, and a release goes through a pull request
 and `promote` like any other. What it does, and what it keeps when something fails:
@@ -195,7 +195,10 @@ def monitor_trigger(report_path: Path, enabled: bool) -> Trigger:
         return Trigger(
             False, None, enabled, f"no monitor report at {report_path}: not fired; run `monitor` to judge production"
         )
-    report = read_json(report_path)
+    try:
+        report = read_json(report_path)
+    except ValueError:  # not JSON: written half-way, or by hand
+        report = None
     if not isinstance(report, dict) or not isinstance(report.get("alerted"), bool):
         raise PipelineError(f"{report_path} has no true/false 'alerted' key: re-run `monitor` to rewrite it")
     alerts = report.get("alerts") or []
