@@ -8,7 +8,9 @@ byte for byte, which the service serves after a reload. Shifted inputs fire the 
 
 import json
 import signal
+import threading
 import time
+from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
 
 import httpx
@@ -167,7 +169,14 @@ def test_canary_rollback_then_promotion_then_rollback_to_v1_served_after_reload(
 
         project.command("rollback")
         assert {name: (project.path / name).read_bytes() for name in PRODUCTION} == v1
-        assert reload(service) == {"prod": "v1.0.0", "canary": None}
+        reloaded = threading.Event()
+        with ThreadPoolExecutor(max_workers=1) as other_client:
+            answers = other_client.submit(keep_predicting, service, as_request_rows(frame.head(1))[0], reloaded)
+            assert reload(service) == {"prod": "v1.0.0", "canary": None}
+            reloaded.set()
+        statuses, versions = zip(*answers.result(), strict=True)
+        assert set(statuses) == {200}  # requests kept being answered through the swap
+        assert versions[0] == "v1.2.0" and versions[-1] == "v1.0.0", versions
         served = httpx.post(f"{service.url}/predict", json={"rows": as_request_rows(frame.head(20))}).json()
         assert [prediction["probability"] for prediction in served["predictions"]] == v1_probabilities
 
@@ -182,6 +191,16 @@ def test_canary_rollback_then_promotion_then_rollback_to_v1_served_after_reload(
     incoming.mkdir(exist_ok=True)
     pd.read_csv(project.path / "data" / "raw" / "german_credit.csv").head(50).to_csv(incoming / "new.csv", index=False)
     assert "data" in retrain_check(project)["fired"]
+
+
+def keep_predicting(service: Service, row: dict, stop: threading.Event) -> list[tuple[int, str]]:
+    """(status, version) of predictions sent one after another until `stop` is set, then one more."""
+    answers = []
+    with httpx.Client(base_url=service.url) as client:
+        while not answers or not stop.is_set():
+            answers.append(client.post("/predict", json={"rows": [row]}))
+        answers.append(client.post("/predict", json={"rows": [row]}))
+    return [(answer.status_code, answer.json().get("model_version", "")) for answer in answers]
 
 
 def wait_for_stages(service: Service, expected: dict[str, str | None]) -> None:

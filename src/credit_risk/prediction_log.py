@@ -115,7 +115,7 @@ def open_store(url: str) -> sa.Engine:
         raise PipelineError(f"serve.log_url {url!r} is not a database URL SQLAlchemy can use ({error})") from None
     if engine.dialect.name == "sqlite":
         sa.event.listen(engine, "connect", _write_ahead)
-    shown = engine.url.render_as_string(hide_password=True)
+    shown = repr(engine.url)  # SQLAlchemy masks any secret in it
     try:
         with engine.begin() as connection:
             if engine.dialect.name == "postgresql":  # IF NOT EXISTS alone races there: one replica at a time

@@ -20,7 +20,7 @@ import math
 from dataclasses import asdict, dataclass
 from datetime import datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
@@ -43,6 +43,9 @@ from .core import (
 from .schema import Schema, label_key, load_schema
 from .serving import VERSION, model_input
 from .validate import evidently_drift, psi
+
+if TYPE_CHECKING:
+    from .prediction_log import LoggedWindow
 
 SERVER_ERROR = 500  # statuses from here on are the service's fault, not the caller's
 PARSE_ROWS = 100_000  # logged rows parsed at a time
@@ -275,8 +278,8 @@ def parsed_since(since: str | None) -> datetime | None:
     return moment if moment.tzinfo is not None else moment.astimezone()  # a bare time is local time
 
 
-def read_window(params: Params, since: datetime | None) -> Any:
-    from .prediction_log import log_url, read_log
+def read_window(params: Params, since: datetime | None) -> "LoggedWindow":
+    from .prediction_log import log_url, read_log  # SQLAlchemy: only once the command reads the log
 
     return read_log(log_url(params.serve), since=since)
 
