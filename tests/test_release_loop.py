@@ -195,7 +195,7 @@ def test_canary_rollback_then_promotion_then_rollback_to_v1_served_after_reload(
 
 def keep_predicting(service: Service, row: dict, stop: threading.Event) -> list[tuple[int, str]]:
     """(status, version) of predictions sent one after another until `stop` is set, then one more."""
-    answers = []
+    answers: list[httpx.Response] = []
     with httpx.Client(base_url=service.url) as client:
         while not answers or not stop.is_set():
             answers.append(client.post("/predict", json={"rows": [row]}))
