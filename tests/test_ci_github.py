@@ -8,13 +8,14 @@ finds new rows, retrains on a branch and opens a pull request with the report.
 import subprocess
 
 import pytest
-from tools.bakery import NEW_ROWS, RAW_DATA, write_new_rows
+from tools.bakery import NEW_ROWS, RAW_DATA
 from tools.ci_jobs import (
     CHANGED_PARAM,
     PR_BRANCH,
     checkout,
     github_context,
     job_environment,
+    new_rows_on_main,
     published,
     run_github_job,
     this_environments_own_package,
@@ -55,10 +56,7 @@ def test_github_jobs_pass_without_a_remote_and_the_first_pull_request_gets_its_r
 
 def test_the_scheduled_release_check_fires_on_new_rows_and_retrain_opens_a_pull_request_with_the_report(tmp_path):
     origin, project = published(tmp_path, ci="github")
-    project.git("switch", "--quiet", "main")
-    write_new_rows(project.path, "week-48.csv", seed=3)
-    project.commit_all("New labelled rows")
-    project.git("push", "--quiet", "origin", "main")
+    new_rows_on_main(project, seed=3)
     runner_temp = tmp_path / "runner-temp"
     runner_temp.mkdir()
     env = {**job_environment(tmp_path / "ci", project.env), "RUNNER_TEMP": str(runner_temp)}

@@ -7,12 +7,12 @@ scheduled pipeline finds new rows, retrains on a branch and opens a merge reques
 import subprocess
 
 import pytest
-from tools.bakery import write_new_rows
 from tools.ci_jobs import (
     CHANGED_PARAM,
     PR_BRANCH,
     checkout,
     job_environment,
+    new_rows_on_main,
     published,
     run_gitlab_job,
     this_environments_own_package,
@@ -64,10 +64,7 @@ def test_gitlab_jobs_pass_without_a_remote_and_the_first_merge_request_gets_its_
 
 def test_a_scheduled_pipeline_retrains_on_new_rows_and_opens_a_merge_request_with_the_report(tmp_path):
     origin, project = published(tmp_path, ci="gitlab")
-    project.git("switch", "--quiet", "main")
-    write_new_rows(project.path, "week-48.csv", seed=4)
-    project.commit_all("New labelled rows")
-    project.git("push", "--quiet", "origin", "main")
+    new_rows_on_main(project, seed=4)
     env = job_environment(tmp_path / "ci", project.env)
     gitlab = FakeGitLab(token="glpat-test")
     try:

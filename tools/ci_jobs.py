@@ -21,7 +21,7 @@ from typing import Unpack
 
 import yaml
 
-from tools.bakery import Answers, Project, bake_project
+from tools.bakery import Answers, Project, bake_project, write_new_rows
 
 SIMULATED_ACTIONS = {"actions/checkout", "actions/setup-python", "actions/upload-artifact", "actions/download-artifact"}
 GH_STUB = """#!/bin/sh
@@ -262,6 +262,14 @@ def published(tmp_path: Path, **answers: Unpack[Answers]) -> tuple[Path, Project
     project.commit_all("Fewer leaves")
     project.git("push", "--quiet", "-u", "origin", PR_BRANCH)
     return origin, project
+
+
+def new_rows_on_main(project: Project, seed: int) -> None:
+    """New labelled rows under data/incoming/, committed on main and pushed, as a scheduled pipeline finds them."""
+    project.git("switch", "--quiet", "main")
+    write_new_rows(project.path, "week-48.csv", seed=seed)
+    project.commit_all("New labelled rows")
+    project.git("push", "--quiet", "origin", "main")
 
 
 def checkout(origin: Path, branch: str, destination: Path, env: dict[str, str]) -> Path:

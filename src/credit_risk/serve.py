@@ -43,9 +43,9 @@ from fastapi.responses import JSONResponse, Response
 from pydantic import BaseModel, ConfigDict, Field, create_model
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from .core import Params, PipelineError, Serve, load_params, run_tool
+from .core import Params, PipelineError, Serve, load_params
 from .prediction_log import AnsweredRequest, PredictionLog, log_url
-from .promote import CANARY, STAGE, holder, model_artifact
+from .promote import CANARY, STAGE, holder, in_git_repository, model_artifact
 from .schema import ColumnSpec, Schema, load_schema
 from .serving import ServingModel, load_serving_model
 
@@ -112,25 +112,19 @@ def load_release(params: Params, schema: Schema, pinned: str | None = None) -> R
     """`pinned` alone if given; else the registry's prod and canary; else (no registry) the workspace model."""
     if pinned is not None:
         return Release(load_serving_model(params, schema, pinned), None)
-    if not _in_git_repository():
-        return Release(load_serving_model(params, schema), None)
+    workspace = load_serving_model(params, schema)
+    if not in_git_repository():
+        return Release(workspace, None)
+
+    def registered(version: str) -> ServingModel:  # the workspace's own file when it is that version
+        return workspace if workspace.version == version else load_serving_model(params, schema, version)
+
     artifact = model_artifact(params.paths.model)
     prod, canary = holder(artifact, STAGE), holder(artifact, CANARY)
-    workspace = load_serving_model(params, schema) if prod is None else None
-    prod_model = workspace or _registered(params, schema, prod.version if prod else "")
+    prod_model = workspace if prod is None else registered(prod.version)
     if canary is None or canary.version == prod_model.version:
         return Release(prod_model, None)
-    return Release(prod_model, _registered(params, schema, canary.version))
-
-
-def _registered(params: Params, schema: Schema, version: str) -> ServingModel:
-    """A registered version; the workspace's own file when it is that version (no copy out of DVC's cache)."""
-    workspace = load_serving_model(params, schema)
-    return workspace if workspace.version == version else load_serving_model(params, schema, version)
-
-
-def _in_git_repository() -> bool:
-    return run_tool("git", "rev-parse", "--is-inside-work-tree", check=False).returncode == 0
+    return Release(prod_model, registered(canary.version))
 
 
 class Router:

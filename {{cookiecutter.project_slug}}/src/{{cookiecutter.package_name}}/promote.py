@@ -53,8 +53,12 @@ def model_artifact(model_path: Path) -> str:
     return names[0]
 
 
+def in_git_repository() -> bool:
+    return run_tool("git", "rev-parse", "--is-inside-work-tree", check=False).returncode == 0
+
+
 def refuse_unless_git_repository() -> None:
-    if run_tool("git", "rev-parse", "--is-inside-work-tree", check=False).returncode != 0:
+    if not in_git_repository():
         raise PipelineError("not a git repository: the registry is git tags, so run this in the project's git clone")
 
 
