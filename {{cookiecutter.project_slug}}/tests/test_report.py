@@ -12,9 +12,12 @@ import os
 import re
 from pathlib import Path
 
+import numpy as np
 import pytest
+from sklearn.metrics import confusion_matrix
 
 from {{ cookiecutter.package_name }}.report import LIMIT, ReportInputs, build, render_json, render_markdown
+from {{ cookiecutter.package_name }}.task import Task
 
 GOLDEN = Path(__file__).parent / "golden"
 PLOT_TITLES = ("ROC curve", "Precision-recall curve", "Learning curve")
@@ -94,6 +97,7 @@ def inputs(scenario: str) -> ReportInputs:
     """The report's inputs for a named scenario, as `report.collect` gathers them in a real checkout."""
     base_metrics = metric_files(0.77, 3.0, 0.2)
     passing = ReportInputs(
+        task="binary",
         base="main",
         base_note=None,
         warning=None,
@@ -131,9 +135,79 @@ def inputs(scenario: str) -> ReportInputs:
     return {**passing, "metrics_diff": metrics_diff(base_metrics, new)}
 
 
-@pytest.mark.parametrize("scenario", ["passing", "failing", "no_base", "many_metrics"])
+# ---------------------------------------------------------------- the other tasks: wine and diabetes
+CULTIVARS = ["class_0", "class_1", "class_2"]
+
+
+def multiclass_plots(seed: int, hits: float) -> dict:
+    """A confusion file of 150 test rows that predicts the right cultivar `hits` of the time, and a learning curve."""
+    rng = np.random.default_rng(seed)
+    actual = rng.choice(CULTIVARS, size=150)
+    predicted = np.where(rng.random(150) < hits, actual, rng.choice(CULTIVARS, size=150))
+    return {
+        "confusion": [{"actual": str(a), "predicted": str(p)} for a, p in zip(actual, predicted, strict=True)],
+        "learning_curve": [{"rows": 20 * step, "score": round(hits - 0.2 / step, 4)} for step in range(1, 6)],
+    }
+
+
+def multiclass_metrics(f1_macro: float, log_loss: float, roc_auc_ovr: float) -> dict:
+    evaluation = {"accuracy": 0.9, "f1_macro": f1_macro, "f1_weighted": f1_macro + 0.01, "rows": 36}
+    evaluation |= {"roc_auc_ovr": roc_auc_ovr, "log_loss": log_loss, "per_class.class_0.recall": 0.9}
+    return {"metrics/evaluation.json": evaluation, "metrics/gate.json": {"passed": True, "checks_total": 2}}
+
+
+def regression_plots(seed: int, noise: float) -> dict:
+    """Predictions of a diabetes-like target (25 to 346) off by `noise` (its std), and R² at growing sizes."""
+    rng = np.random.default_rng(seed)
+    actual = rng.uniform(25, 346, size=400).round()
+    predicted = 0.8 * actual + 30 + rng.normal(0, noise, size=400)
+    return {
+        "predicted_actual": [{"actual": a, "predicted": p} for a, p in zip(actual, predicted, strict=True)],
+        "residuals": [{"predicted": p, "residual": a - p} for a, p in zip(actual, predicted, strict=True)],
+        "learning_curve": [{"rows": 70 * step, "score": round(0.45 - noise / 100 / step, 4)} for step in range(1, 6)],
+    }
+
+
+def regression_metrics(mae: float, rmse: float, r2: float) -> dict:
+    evaluation = {"mae": mae, "rmse": rmse, "r2": r2, "mape": 0.38, "rows": 89, "prediction_mean": 150.2}
+    return {"metrics/evaluation.json": evaluation, "metrics/gate.json": {"passed": True, "checks_total": 2}}
+
+
+def task_inputs(task: Task) -> ReportInputs:
+    """A pull request on a multiclass or a regression project, as `collect` reads it from fixture files."""
+    if task == "multiclass":
+        accuracy = gate_check("performance: accuracy >= 0.85", 0.9, 0.85)
+        checks = [gate_check("performance: f1_macro >= 0.85", 0.93, 0.85), accuracy]
+        base_checks = [gate_check("performance: f1_macro >= 0.85", 0.91, 0.85), accuracy]
+        diff = metrics_diff(multiclass_metrics(0.91, 0.31, 0.99), multiclass_metrics(0.93, 0.25, 0.98))
+        plots, base_plots = multiclass_plots(1, 0.9), multiclass_plots(2, 0.8)
+    else:
+        checks = [gate_check("performance: r2 >= 0.3", 0.42, 0.3), gate_check("performance: rmse <= 60", 55.0, 60)]
+        base_checks = [gate_check("performance: r2 >= 0.3", 0.4, 0.3), gate_check("performance: rmse <= 60", 54.0, 60)]
+        diff = metrics_diff(regression_metrics(45.0, 54.0, 0.4), regression_metrics(44.0, 55.0, 0.42))
+        plots, base_plots = regression_plots(1, 40.0), regression_plots(2, 50.0)
+    return {
+        **inputs("passing"),
+        "task": task,
+        "gate": {"passed": True, "checks_total": 2, "checks_failed": 0, "checks": checks},
+        "base_gate": {"passed": True, "checks_total": 2, "checks_failed": 0, "checks": base_checks},
+        "metrics_diff": diff,
+        "params_diff": {},
+        "plots": plots,
+        "base_plots": base_plots,
+    }
+
+
+TASK_SCENARIOS: dict[str, Task] = {"multiclass": "multiclass", "regression": "regression"}
+
+
+def scenario_inputs(scenario: str) -> ReportInputs:
+    return task_inputs(TASK_SCENARIOS[scenario]) if scenario in TASK_SCENARIOS else inputs(scenario)
+
+
+@pytest.mark.parametrize("scenario", ["passing", "failing", "no_base", "many_metrics", "multiclass", "regression"])
 def test_markdown_matches_the_golden_file(scenario):
-    text = render_markdown(build(inputs(scenario)))
+    text = render_markdown(build(scenario_inputs(scenario)))
     golden = GOLDEN / f"{scenario}.md"
     if os.environ.get("UPDATE_GOLDEN"):
         golden.write_text(text, encoding="utf-8")
@@ -281,3 +355,82 @@ def test_json_holds_the_same_model():
     model = build(inputs("failing"))
     assert json.loads(render_json(model)) == json.loads(json.dumps(model))
     assert copy.deepcopy(model) == build(inputs("failing"))
+
+
+# ---------------------------------------------------------------- multiclass and regression reports
+
+
+def other_metrics(model: dict) -> dict[str, dict]:
+    return {row["metric"]: row for row in model["metrics"]}
+
+
+def markdown_table(text: str, header_start: str) -> list[list[str]]:
+    """The cells of the table whose header row starts with `header_start`: header first, then its rows."""
+    lines = text.splitlines()
+    start = next(index for index, line in enumerate(lines) if line.startswith(header_start))
+    end = next(index for index in range(start, len(lines)) if not lines[index].startswith("|"))
+    return [[cell.strip() for cell in line.strip("|").split("|")] for line in [lines[start], *lines[start + 2 : end]]]
+
+
+def test_multiclass_confusion_matrix_shows_every_class_as_scikit_learn_counts_them():
+    given = task_inputs("multiclass")
+    table = markdown_table(render_markdown(build(given)), "| | predicted")
+    assert table[0][1:] == [f"predicted {label}" for label in CULTIVARS]
+    assert [row[0] for row in table[1:]] == [f"**actual {label}**" for label in CULTIVARS]
+    expected = {}
+    for side, plots in (("plots", given["plots"]), ("base_plots", given["base_plots"])):
+        pairs = [row["actual"] for row in plots["confusion"]], [row["predicted"] for row in plots["confusion"]]
+        expected[side] = confusion_matrix(*pairs, labels=CULTIVARS)
+    for row, cells in enumerate(table[1:]):
+        for column, cell in enumerate(cells[1:]):
+            assert cell == f"{expected['plots'][row][column]} ({expected['base_plots'][row][column]})"
+
+
+def test_multiclass_report_marks_its_headline_metrics_by_their_own_direction():
+    model = build(task_inputs("multiclass"))
+    rows = other_metrics(model)
+    assert rows["log_loss"]["verdict"] == "better"  # fell: lower is better
+    assert rows["f1_weighted"]["verdict"] == "better"
+    assert rows["roc_auc_ovr"]["verdict"] == "worse"
+    assert rows["per_class.class_0.recall"]["verdict"] == "unchanged" and "f1_macro" not in rows  # gated
+    charts = mermaid_blocks(render_markdown(model))
+    assert [chart["title"] for chart in charts] == ["Learning curve"]
+    assert model["charts"][0]["y_label"] == "Validation macro F1"
+
+
+def test_regression_report_draws_binned_predictions_and_residuals_as_numpy_computes_them():
+    given = task_inputs("regression")
+    model = build(given)
+    charts = {chart["title"]: chart for chart in model["charts"]}
+    assert list(charts) == ["Predicted vs actual", "Residuals", "Learning curve"]
+    sides = {"base": given["base_plots"], "pr": given["plots"]}
+    every_actual = [point["actual"] for plots in sides.values() for point in plots["predicted_actual"]]
+    span = (min(every_actual), max(every_actual))
+    reach = max(abs(point["residual"]) for plots in sides.values() for point in plots["residuals"])
+    for side, plots in sides.items():
+        actual = [point["actual"] for point in plots["predicted_actual"]]
+        predicted = [point["predicted"] for point in plots["predicted_actual"]]
+        sums, edges = np.histogram(actual, bins=11, range=span, weights=predicted)
+        rows, _ = np.histogram(actual, bins=11, range=span)
+        assert charts["Predicted vs actual"][side] == pytest.approx(list(sums / rows), abs=1e-4)
+        residuals = [point["residual"] for point in plots["residuals"]]
+        counts, _ = np.histogram(residuals, bins=11, range=(-reach, reach))
+        assert charts["Residuals"][side] == pytest.approx(list(counts / len(residuals)), abs=1e-4)
+    centres = (edges[:-1] + edges[1:]) / 2
+    assert charts["Predicted vs actual"]["ideal"] == pytest.approx(list(centres), abs=1e-4)
+    assert charts["Learning curve"]["y_label"] == "Validation R²"
+    assert model["confusion"]["pr"] is None
+
+
+def test_regression_report_marks_errors_lower_is_better_and_draws_the_ideal_line():
+    model = build(task_inputs("regression"))
+    rows = other_metrics(model)
+    assert rows["mae"]["verdict"] == "better"  # 45 -> 44
+    assert rows["mape"]["verdict"] == "unchanged" and rows["prediction_mean"]["verdict"] == "unchanged"
+    assert "rmse" not in rows and "r2" not in rows  # gated: the gated table shows them
+    gated_rows = {row["check"]: row for row in model["gated"]}
+    assert gated_rows["performance: rmse"]["verdict"] == "worse"  # 54 -> 55, `<=` threshold
+    text = render_markdown(model)
+    assert "green: predicted = actual" in text and "| | predicted" not in text
+    charts = mermaid_blocks(text)  # strict: every value inside its axis range
+    assert [len(chart["series"]) for chart in charts] == [3, 2, 2]  # the ideal line, main's, this change's
