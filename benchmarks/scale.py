@@ -1,10 +1,12 @@
 """The whole pipeline at growing sizes, under DVC and as one bare script: wall time, memory, ratios.
 
     python -m benchmarks.scale --rows 100000 1000000 10000000 [--runs 3] [--repeat 5]
+        [--task binary multiclass regression]
 
-For each size, a freshly baked default project gets synthetic data shaped like the sample
-(benchmarks.synthetic) as its raw CSV (`dvc add`, as a user bringing data would) and a drift
-reference of the production model's size, then:
+For each task and size, a freshly baked project of that task (the template's `task` answer) gets
+synthetic data shaped like its example (benchmarks.synthetic: German credit, wine or diabetes) as its
+raw CSV (`dvc add`, as a user bringing data would) and a drift reference of the production model's
+size, then:
 
 1. `dvc repro --force` (every stage runs; the run-cache is bypassed), `--runs` times: each stage's
    wall time and peak RSS (a shim in front of the project's command records them), and what DVC
@@ -15,8 +17,9 @@ reference of the production model's size, then:
 4. `dvc repro` after a train param changes (`train.seed`, a new value each of `--runs` times), and
    which stages it ran.
 
-Times are medians, peak RSS the largest seen. Figures, not tests: tests/test_benchmarks.py only runs
-it at a tiny size to prove it works.
+Times are medians, peak RSS the largest seen. With binary and another task, each size ends with every
+task's full run against binary's (target: at most TASK_TARGET x). Figures, not tests:
+tests/test_benchmarks.py only runs it at a tiny size to prove it works.
 """
 
 import argparse
@@ -49,6 +52,8 @@ TARGETS = {
     "train-param repro / full dvc repro": 0.6,
 }
 PEAK_RSS_TARGET_GB = 6.0
+TASKS = ("binary", "multiclass", "regression")
+TASK_TARGET = 1.5  # no task's full run slower than this many times binary's, at the same size
 
 # Runs a command and appends its label, wall time and peak RSS to a log. Linux reports, for
 # RUSAGE_CHILDREN, the largest peak RSS among all waited-for descendants, so DVC's stage processes count.
@@ -111,16 +116,17 @@ def gate_verdict(project: Project) -> list[str]:
     return [check["name"] for check in verdict["checks"] if not check["passed"]]
 
 
-def prepare(scratch: Path, rows: int, seed: int) -> Project:
-    """A baked default project holding `rows` synthetic rows as its raw data, committed."""
-    project = bake_project(scratch)
-    sample = pd.read_csv(project.path / "data" / "raw" / "german_credit.csv")
-    write_csv(synthesize(sample, rows, seed), project.path / "data" / "raw" / "german_credit.csv")
+def prepare(scratch: Path, task: str, rows: int, seed: int) -> Project:
+    """A baked project of `task` holding `rows` synthetic rows shaped like its example as its raw data, committed."""
+    project = bake_project(scratch, task=task)
+    raw = load_params(project.path / "params.yaml").paths.raw  # the task's example: german_credit, wine, diabetes
+    sample = pd.read_csv(project.path / raw)
+    write_csv(synthesize(sample, rows, seed), project.path / raw)
     schema_file = project.path / "schema.yaml"
     schema_file.write_text(schema_file.read_text().replace("max_rows: 1000000", f"max_rows: {max(rows, 1000000)}"))
     write_reference(project, sample)
-    project.git("rm", "--cached", "--quiet", "data/raw/german_credit.csv")  # git holds the sample; DVC takes big data
-    project.dvc("add", "--quiet", "data/raw/german_credit.csv")
+    project.git("rm", "--cached", "--quiet", raw.as_posix())  # git holds the sample; DVC takes big data
+    project.dvc("add", "--quiet", raw.as_posix())
     project.commit_all(f"{rows} synthetic rows")
     return project
 
@@ -166,11 +172,11 @@ def bare_runs(project: Project, copy_to: Path, runs: int) -> list[tuple[float, d
     return results
 
 
-def measure(rows: int, repeat: int, runs: int, seed: int) -> dict:
-    """Every figure of one size: medians over `runs` full runs (and `repeat` quick commands)."""
+def measure(task: str, rows: int, repeat: int, runs: int, seed: int) -> dict:
+    """Every figure of one task at one size: medians over `runs` full runs (and `repeat` quick commands)."""
     with tempfile.TemporaryDirectory() as folder:
         scratch = Path(folder)
-        project = prepare(scratch / "project", rows, seed)
+        project = prepare(scratch / "project", task, rows, seed)
         measure = scratch / "measure.py"
         measure.write_text(MEASURE_SCRIPT)
         log = scratch / "stages.jsonl"
@@ -191,6 +197,7 @@ def measure(rows: int, repeat: int, runs: int, seed: int) -> dict:
             changed.append(timed(project, measure, "dvc", "repro").seconds)
             reruns.append(list(read_log(log)))
     return {
+        "task": task,
         "rows": rows,
         "runs": runs,
         "full_seconds": statistics.median(run.seconds for run in full),
@@ -230,7 +237,7 @@ def report(figures: dict) -> list[str]:
     """The figures of one size as printable lines; failed targets are marked."""
     rows, stages = figures["rows"], figures["stages"]
     lines = [
-        f"## {rows:,} rows (medians of {figures['runs']} runs)",
+        f"## {figures['task']}, {rows:,} rows (medians of {figures['runs']} runs)",
         "",
         f"{'stage':<12}{'dvc repro':>12}{'peak RSS':>12}{'bare':>12}",
     ]
@@ -267,15 +274,36 @@ def report(figures: dict) -> list[str]:
     return lines
 
 
+def task_comparison(figures: list[dict]) -> list[str]:
+    """Each task's full `dvc repro` against binary's at the same size; nothing without binary to compare with."""
+    lines = []
+    for rows in dict.fromkeys(entry["rows"] for entry in figures):
+        runs = {entry["task"]: entry["full_seconds"] for entry in figures if entry["rows"] == rows}
+        if "binary" not in runs or len(runs) == 1:
+            continue
+        lines += [f"## Tasks at {rows:,} rows: full dvc repro against binary's", ""]
+        for task, seconds in runs.items():
+            ratio = seconds / runs["binary"]
+            verdict = "meets" if ratio <= TASK_TARGET else "MISSES"
+            lines.append(f"{task:<12}{seconds:>10.2f} s{ratio:>8.2f} x   {verdict} target {TASK_TARGET} x")
+        lines.append("")
+    return lines
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rows", type=int, nargs="+", default=[100_000, 1_000_000], help="sizes to run")
     parser.add_argument("--runs", type=int, default=3, help="full, bare and train-param runs per size (medians)")
     parser.add_argument("--repeat", type=int, default=5, help="runs of the no-op repro and of status (medians)")
     parser.add_argument("--seed", type=int, default=0, help="seed of the synthetic data")
+    parser.add_argument("--task", nargs="+", choices=TASKS, default=["binary"], help="the template's task answers")
     args = parser.parse_args()
+    figures = []
     for rows in args.rows:
-        print("\n".join(report(measure(rows, args.repeat, args.runs, args.seed))) + "\n", flush=True)
+        for task in args.task:
+            figures.append(measure(task, rows, args.repeat, args.runs, args.seed))
+            print("\n".join(report(figures[-1])) + "\n", flush=True)
+    print("\n".join(task_comparison(figures)), end="", flush=True)
 
 
 if __name__ == "__main__":

@@ -1,9 +1,11 @@
-"""Synthetic data shaped like the sample, at any number of rows, for the scale benchmark.
+"""Synthetic data shaped like a task's example, at any number of rows, for the benchmarks.
 
 A smoothed bootstrap: whole rows of the sample are drawn with replacement, so the columns, types,
 categories, missing values and the target's relationship with the features are the sample's own; then
-the wide numeric columns get seeded noise (a few percent of their spread, kept whole and within the
-sample's range), so the rows are not mere copies.
+the wide numeric columns get seeded noise (a few percent of their spread, kept to the sample's decimal
+places and within its range), so the rows are not mere copies. One function serves every task's
+example: German credit (binary), wine (multiclass: 13 numeric features, 3 cultivars) and diabetes
+(regression: 10 numeric features with `sex` 1/2, a numeric target that gets the same noise).
 """
 
 from pathlib import Path
@@ -13,8 +15,25 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.csv as pa_csv
 
-JITTERED_MIN_DISTINCT = 20  # integer columns with fewer distinct values (job, the target) are codes: no noise
+JITTERED_MIN_DISTINCT = 20  # numeric columns with fewer distinct values (job, sex, a class code) are codes: no noise
 NOISE_SHARE_OF_STD = 0.05
+MAX_DECIMALS = 6  # the finest resolution kept for a float column; the examples use at most 4 (diabetes' s5)
+# The example data each task ships in the template (data/raw/), as SPEC's answer `task` chooses it.
+TEMPLATE_RAW = Path(__file__).resolve().parents[1] / "{{cookiecutter.project_slug}}" / "data" / "raw"
+EXAMPLES = {"binary": "german_credit.csv", "multiclass": "wine.csv", "regression": "diabetes.csv"}
+
+
+def example(task: str) -> pd.DataFrame:
+    """The sample the template ships for `task`, as pandas reads its CSV."""
+    return pd.read_csv(TEMPLATE_RAW / EXAMPLES[task])
+
+
+def decimal_places(values: pd.Series) -> int:
+    """The fewest decimal places that hold every value (0 for whole numbers, even stored as floats)."""
+    for places in range(MAX_DECIMALS):
+        if np.allclose(values, values.round(places), rtol=0.0, atol=1e-9):
+            return places
+    return MAX_DECIMALS
 
 
 def synthesize(sample: pd.DataFrame, rows: int, seed: int) -> pd.DataFrame:
@@ -25,7 +44,8 @@ def synthesize(sample: pd.DataFrame, rows: int, seed: int) -> pd.DataFrame:
         if values.nunique() < JITTERED_MIN_DISTINCT:
             continue
         noisy = drawn[name] + rng.normal(0.0, NOISE_SHARE_OF_STD * values.std(), size=rows)
-        drawn[name] = noisy.round().clip(values.min(), values.max()).astype(sample[name].dtype)
+        kept = noisy.round(decimal_places(values)).clip(values.min(), values.max())
+        drawn[name] = kept.astype(sample[name].dtype)
     return drawn
 
 

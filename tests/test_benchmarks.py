@@ -1,14 +1,19 @@
-"""The scale benchmark works end to end at a tiny size. Its figures are read by people, never asserted."""
+"""The benchmarks work end to end at a tiny size (their figures are read by people, never asserted), and
+their synthetic data keeps the shape of each task's example."""
 
 import re
 import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
+import pandas as pd
 import pytest
+from benchmarks.scale import TARGETS, TASKS
+from benchmarks.synthetic import JITTERED_MIN_DISTINCT, decimal_places, example, synthesize
 from tools.bakery import TEMPLATE, isolated_env
 
-pytestmark = pytest.mark.slow  # runs DVC: `make test-fast` leaves it out
+slow = pytest.mark.slow  # runs DVC: `make test-fast` leaves it out
 
 
 def run_benchmark(module: str, *args: str, scratch: Path) -> str:
@@ -20,17 +25,25 @@ def run_benchmark(module: str, *args: str, scratch: Path) -> str:
     return result.stdout
 
 
-def test_scale_benchmark_runs_every_step_at_a_tiny_size(tmp_path):
-    output = run_benchmark("benchmarks.scale", "--rows", "3000", "--runs", "1", "--repeat", "1", scratch=tmp_path)
-    assert "## 3,000 rows (medians of 1 runs)" in output
-    for stage in ("preprocess", "validate", "train", "evaluate", "gate"):
-        assert re.search(rf"^{stage}\s+\d+\.\d\d s\s+\d+\.\d\d GB\s+\d+\.\d\d s$", output, re.MULTILINE), stage
-    assert "after train.seed changed" in output and "stages run: train, evaluate, gate" in output
-    assert "gate: passed, every run" in output
-    for ratio in ("full dvc repro / bare script", "no-op dvc repro / dvc status", "train-param repro / full dvc repro"):
-        assert re.search(rf"^{re.escape(ratio)}\s+\d+\.\d\d x", output, re.MULTILINE), ratio
+@slow
+def test_scale_benchmark_runs_every_step_of_every_task_at_a_tiny_size(tmp_path):
+    args = ["--rows", "3000", "--runs", "1", "--repeat", "1", "--task", *TASKS]
+    output = run_benchmark("benchmarks.scale", *args, scratch=tmp_path)
+    sections = {section.split("\n", 1)[0]: section for section in output.split("## ")[1:]}
+    for task in TASKS:
+        section = sections[f"{task}, 3,000 rows (medians of 1 runs)"]
+        for stage in ("preprocess", "validate", "train", "evaluate", "gate"):
+            assert re.search(rf"^{stage}\s+\d+\.\d\d s\s+\d+\.\d\d GB\s+\d+\.\d\d s$", section, re.MULTILINE), stage
+        assert "after train.seed changed" in section and "stages run: train, evaluate, gate" in section
+        for ratio in TARGETS:
+            assert re.search(rf"^{re.escape(ratio)}\s+\d+\.\d\d x", section, re.MULTILINE), ratio
+    assert "gate: passed, every run" in sections["binary, 3,000 rows (medians of 1 runs)"]
+    comparison = sections["Tasks at 3,000 rows: full dvc repro against binary's"]
+    for task in TASKS:
+        assert re.search(rf"^{task}\s+\d+\.\d\d s\s+\d+\.\d\d x   (meets|MISSES) target 1.5 x$", comparison, re.M)
 
 
+@slow
 def test_serve_benchmark_measures_both_services_and_batch_scoring_at_a_tiny_size(tmp_path):
     tiny = ["--requests", "20", "--seconds", "1", "--warmup", "5", "--batch-rows", "2000"]
     output = run_benchmark("benchmarks.serve", *tiny, scratch=tmp_path)
@@ -50,6 +63,7 @@ def test_serve_benchmark_measures_both_services_and_batch_scoring_at_a_tiny_size
         assert re.search(rf"^\| {name} \| \d+\.\d\d \| \d+\.\d\d GB \| n/a at 2,000 rows \|$", output, re.MULTILINE)
 
 
+@slow
 def test_sample_benchmark_times_two_revisions_side_by_side(tmp_path):
     output = run_benchmark("benchmarks.sample", "--against", "HEAD", "--runs", "1", "--repeat", "1", scratch=tmp_path)
     number = r"\d+\.\d\d"
@@ -60,8 +74,57 @@ def test_sample_benchmark_times_two_revisions_side_by_side(tmp_path):
     assert re.search(rf"^full run, this / HEAD\s+{number} x$", output, re.MULTILINE)
 
 
+@slow
 def test_monitor_benchmark_times_monitor_over_a_written_log_at_a_tiny_size(tmp_path):
     output = run_benchmark("benchmarks.monitor", "--rows", "3000", scratch=tmp_path)
     heading = r"^## `monitor` over 3,000 logged predictions \(300 requests of 10, [\d,]+ labelled\)$"
     assert re.search(heading, output, re.MULTILINE), output
     assert re.search(r"^\| \d+\.\d\d \| \d+\.\d\d GB \| [01] \| \d+ \| n/a at 3,000 rows \|$", output, re.MULTILINE)
+
+
+# ---------------------------------------------------------------- synthetic data, per task (no DVC: fast)
+
+
+@pytest.mark.parametrize("task", TASKS)
+def test_synthetic_rows_keep_the_examples_columns_types_categories_and_ranges(task):
+    sample = example(task)
+    frame = synthesize(sample, 5_000, seed=3)
+    assert frame.shape == (5_000, sample.shape[1]) and list(frame.columns) == list(sample.columns)
+    assert frame.dtypes.to_dict() == sample.dtypes.to_dict()
+    for name in sample.columns:
+        kept, given = frame[name].dropna(), sample[name].dropna()
+        if not pd.api.types.is_numeric_dtype(given):
+            assert set(kept) <= set(given), name  # categories and class labels: only the sample's own
+            continue
+        assert given.min() <= kept.min() and kept.max() <= given.max(), name
+        assert decimal_places(kept) == decimal_places(given), name  # as fine as the sample records, no finer
+        if given.nunique() >= JITTERED_MIN_DISTINCT:
+            assert not set(kept) <= set(given), name  # noise: not mere copies of the sample's values
+        else:
+            assert set(kept) <= set(given), name  # codes (sex 1/2, job) keep their values
+
+
+def test_the_multiclass_rows_are_shaped_like_wine_and_the_regression_rows_like_diabetes():
+    wine = synthesize(example("multiclass"), 2_000, seed=1)
+    features = wine.drop(columns=["cultivar"])
+    assert features.shape[1] == 13 and all(pd.api.types.is_numeric_dtype(dtype) for dtype in features.dtypes)
+    assert sorted(wine["cultivar"].unique()) == ["class_0", "class_1", "class_2"]
+    diabetes = synthesize(example("regression"), 2_000, seed=1)
+    features = diabetes.drop(columns=["progression"])
+    assert features.shape[1] == 10 and all(pd.api.types.is_numeric_dtype(dtype) for dtype in features.dtypes)
+    assert set(diabetes["sex"]) == {1, 2}
+    assert pd.api.types.is_numeric_dtype(diabetes["progression"]) and diabetes["progression"].nunique() > 100
+
+
+@pytest.mark.parametrize("task", TASKS)
+def test_synthetic_rows_are_the_same_for_a_seed_and_differ_between_seeds(task):
+    sample = example(task)
+    first = synthesize(sample, 1_000, seed=7)
+    pd.testing.assert_frame_equal(first, synthesize(sample, 1_000, seed=7))
+    assert not first.equals(synthesize(sample, 1_000, seed=8))
+
+
+def test_decimal_places_are_the_fewest_that_hold_every_value():
+    assert decimal_places(pd.Series([59.0, 2.0, 101.0])) == 0  # whole numbers stored as floats
+    assert decimal_places(pd.Series([4.8598, 3.8918, 4.5])) == 4
+    assert decimal_places(pd.Series(np.array([0.1, 0.2]) * 3)) == 1  # 0.30000000000000004 is 0.3

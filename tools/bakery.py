@@ -196,6 +196,7 @@ class Answers(TypedDict, total=False):
     dvc_remote: str
     dvc_remote_endpoint_url: str
     init_git: str
+    task: str
 
 
 def bake(
