@@ -5,6 +5,11 @@ with `git show` or `dvc.api`. The middle is pure: `build` turns those inputs int
 (a JSON-ready dict) and `render_markdown` / `render_json` lay it out. The tests check the renderer
 against golden files, so `<command> report --base main` prints exactly what CI posts.
 
+The plots follow `data.task`: ROC, precision-recall and the 2x2 confusion matrix (binary), the confusion
+matrix of every class (multiclass), mean prediction by actual value and the residuals' distribution
+(regression), and for each the learning curve of the task's main metric. A headline metric of the task that
+no gate check reads is marked better or worse by its own direction (`task.LOWER_IS_BETTER`).
+
 `gitlab-note` creates, or updates in place, the one merge-request note that holds the report on
 GitLab, through python-gitlab: not a dependency of the project, GitLab's merge-request job installs it
 from requirements-gitlab.lock. It reads GitLab CI's predefined variables (CI_SERVER_URL,
@@ -21,7 +26,8 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any, TypedDict, TypeGuard
 
-from .core import PipelineError, load_params, read_json, rounded, run_tool
+from .core import PipelineError, Task, load_params, read_json, rounded, run_tool
+from .task import LOWER_IS_BETTER, MAIN_METRIC
 
 MARKER = "<!-- dvc-pipeline-report -->"  # lets CI find and update its own comment
 GATE_STAGE = "gate"  # a failed gate leaves its stage unlocked; its verdict is current all the same
@@ -29,7 +35,7 @@ LIMIT = 60_000  # characters: under GitHub's 65,536 and GitLab's note limit, wit
 CUT_NOTE, CUT_ROW = 600, 80  # characters kept for the note on what was cut, and for a section's "… cut" row
 CURVE_POINTS = 11  # points per Mermaid curve: enough for the shape, small in the comment
 TOP_DRIFT = 10  # drifted columns listed, worst first
-BASE_COLOUR, PR_COLOUR = "#9e9e9e", "#1f77b4"
+BASE_COLOUR, PR_COLOUR, IDEAL_COLOUR = "#9e9e9e", "#1f77b4", "#2ca02c"
 OPERATORS = {">=": "higher", "<=": "lower"}  # a gate check's operator says which way is better
 # The threshold param of the gate's checks that are not `<metric>_min` / `<metric>_max`.
 SECTION_PARAMS = {
@@ -37,13 +43,31 @@ SECTION_PARAMS = {
     "fairness": "gate.fairness.max_gap",
     "robustness": "gate.robustness.max_drop",
 }
-# plot: (title, (x field, x label), (y field, y label)), from the files `dvc plots` draws
+# The metrics SPEC names as each task's headline: a change in one is marked better or worse by its own
+# direction (task.LOWER_IS_BETTER) even where no gate check reads it; other metrics get a mark from the gate only.
+HEADLINE_METRICS: dict[Task, tuple[str, ...]] = {
+    "binary": ("accuracy", "f1", "roc_auc"),
+    "multiclass": ("accuracy", "f1_macro", "f1_weighted", "roc_auc_ovr", "log_loss"),
+    "regression": ("mae", "rmse", "r2", "mape"),
+}
+# The plot files evaluate writes for each task (under paths.plots), by the name the report gives them.
+PLOT_FILES: dict[Task, dict[str, str]] = {
+    "binary": {"roc": "roc.json", "precision_recall": "precision_recall.json", "confusion": "confusion_matrix.json"},
+    "multiclass": {"confusion": "confusion_matrix.json"},
+    "regression": {"predicted_actual": "predicted_actual.json", "residuals": "residuals.json"},
+}
+# rate curves: (plot, title, (x field, x label), (y field, y label)), both axes 0 to 1
 CURVES = (
     ("roc", "ROC curve", ("fpr", "False positive rate"), ("tpr", "True positive rate")),
     ("precision_recall", "Precision-recall curve", ("recall", "Recall"), ("precision", "Precision")),
-    ("learning_curve", "Learning curve", ("rows", "Training rows"), ("score", "Validation ROC AUC")),
 )
-LEARNING_CURVE = ("plots/metrics/train_rows.tsv", "plots/metrics/validation/roc_auc.tsv")
+METRIC_LABELS = {"roc_auc": "ROC AUC", "f1_macro": "macro F1", "r2": "R²"}  # the learning curve's y axis
+TRAIN_ROWS = "plots/metrics/train_rows.tsv"  # DVCLive's step files, under paths.learning_curve
+
+
+def learning_curve_file(task: Task) -> str:
+    """DVCLive's file of the validation score the learning curve logs: the task's main metric."""
+    return f"plots/metrics/validation/{MAIN_METRIC[task]}.tsv"
 
 
 # ---------------------------------------------------------------- pure: inputs -> report model
@@ -53,6 +77,7 @@ Diff = dict[str, dict[str, dict[str, Any]]]  # `dvc metrics diff --json` / `dvc 
 class ReportInputs(TypedDict):
     """Everything `build` reports on, as `collect` reads it from this checkout and the base revision."""
 
+    task: Task
     base: str
     base_note: str | None  # why the base's values are missing, if they are
     warning: str | None  # why this checkout's values may not be reproduced, if they may not
@@ -139,26 +164,35 @@ def gated_rows(gate: dict, base_gate: dict | None, metrics: dict, base_metrics: 
     return sorted(rows, key=lambda row: row["passed"])
 
 
-def other_metric_rows(diff: Diff, gated: list[dict[str, Any]], skip: str = "") -> list[dict[str, Any]]:
-    """Every metric the gated table does not show, with its change; direction from the gate when it has one.
+def headline_directions(task: Task) -> dict[str, str]:
+    """Which way is better for each of the task's headline metrics."""
+    return {metric: "lower" if metric in LOWER_IS_BETTER else "higher" for metric in HEADLINE_METRICS[task]}
+
+
+def other_metric_rows(
+    diff: Diff, gated: list[dict[str, Any]], skip: str = "", directions: dict[str, str] | None = None
+) -> list[dict[str, Any]]:
+    """Every metric the gated table does not show, with its change; direction from the gate when it has one,
+    else from `directions` (the task's headline metrics).
 
     `skip` is the gate's own file, whose verdict and counts the headline already shows.
     """
-    directions = {row["check"].partition(": ")[2]: row["direction"] for row in gated}
+    gate_directions = {row["check"].partition(": ")[2]: row["direction"] for row in gated}
     flat = {metric: values.get("new") for values in diff.values() for metric, values in values.items()}
     rows = []
     for path, entries in sorted(diff.items()):
         for metric, values in sorted(entries.items()):
-            if path == skip or metric in directions and directions[metric] is not None or metric.endswith("_spread"):
+            if path == skip or gate_directions.get(metric) is not None or metric.endswith("_spread"):
                 continue
             spread = spread_of(flat, metric)
+            direction = (directions or {}).get(metric)
             rows.append(
                 {
                     "file": path,
                     "metric": metric,
                     "base": values.get("old"),
                     "pr": values.get("new"),
-                    **compare(values.get("old"), values.get("new"), directions.get(metric), spread),
+                    **compare(values.get("old"), values.get("new"), direction, spread),
                     "spread": spread,
                 }
             )
@@ -223,53 +257,165 @@ def sample_curve(points: list[dict] | None, x: str, y: str, grid: list[float]) -
     return [round(interpolate(xs, ys, at), 4) for at in grid]
 
 
+def score_range(values: Sequence[float]) -> list[float]:
+    """A score's axis zoomed to its values in steps of 0.05, never above 1 (a learning curve, a histogram)."""
+    return [math.floor(min(values) * 20) / 20, min(1.0, math.ceil(max(values) * 20) / 20)]
+
+
+def data_range(values: Sequence[float]) -> list[float]:
+    """An axis in the data's own units (a regression target), widened to round steps of its span's order."""
+    low, high = min(values), max(values)
+    step = 10.0 ** math.floor(math.log10(high - low)) / 10 if high > low else 1.0
+    return [round(math.floor(low / step) * step, 10), round(math.ceil(high / step) * step, 10)]
+
+
 def chart(
-    title: str, x: tuple[str, Sequence[float], bool], y_label: str, base: list[float] | None, pr: list[float] | None
+    title: str,
+    x: tuple[str, Sequence[float], bool],
+    y: tuple[str, Callable[[Sequence[float]], list[float]] | None],
+    base: list[float] | None,
+    pr: list[float] | None,
+    ideal: list[float] | None = None,
 ) -> dict[str, Any]:
-    """A chart's data: x axis (label, values, whether they are category labels), y range, both series."""
+    """A chart's data: x axis (label, values, whether they are category labels), y axis (label, and how its range
+    is fitted to the values: None for rates, 0 to 1), both series and, if any, the ideal line to compare them with.
+    """
     x_label, x_values, labels = x
-    values = [value for line in (base, pr) if line for value in line]
-    low, high = 0.0, 1.0  # rates and scores; a learning curve's range is zoomed to its values
-    if labels and values:
-        low, high = math.floor(min(values) * 20) / 20, min(1.0, math.ceil(max(values) * 20) / 20)
+    y_label, fit = y
+    values = [value for line in (base, pr, ideal) if line for value in line]
     return {
         "title": title,
         "x_label": x_label,
         "x": x_values,
         "x_labels": labels,
         "y_label": y_label,
-        "y_range": [low, high],
+        "y_range": fit(values) if fit and values else [0.0, 1.0],
         "base": base,
         "pr": pr,
+        "ideal": ideal,
     }
 
 
-def curve_charts(plots: dict[str, Any], base_plots: dict[str, Any]) -> list[dict[str, Any]]:
-    """ROC, precision-recall and the learning curve, base against PR, sampled on a shared grid."""
+def rate_charts(task: Task, plots: dict[str, Any], base_plots: dict[str, Any]) -> list[dict[str, Any]]:
+    """ROC and precision-recall (binary), base against PR, sampled on a shared grid from 0 to 1."""
     grid = [round(index / (CURVE_POINTS - 1), 4) for index in range(CURVE_POINTS)]
     charts = []
     for name, title, (x, x_label), (y, y_label) in CURVES:
-        points = plots.get(name)
-        axis: tuple[str, Sequence[float], bool]
-        if name == "learning_curve":  # category labels: the training-set sizes this change used
-            sizes = [float(point[x]) for point in points or []]
-            axis = (x_label, [int(size) for size in sizes], True)
-        else:
-            sizes, axis = grid, (x_label, grid, False)
-        if sizes:
-            base, pr = (sample_curve(source.get(name), x, y, sizes) for source in (base_plots, plots))
-            charts.append(chart(title, axis, y_label, base, pr))
+        if name in PLOT_FILES[task]:
+            base, pr = (sample_curve(source.get(name), x, y, grid) for source in (base_plots, plots))
+            charts.append(chart(title, (x_label, grid, False), (y_label, None), base, pr))
     return charts
 
 
-def confusion_counts(rows: list[dict] | None) -> dict[str, int] | None:
+def learning_chart(task: Task, plots: dict[str, Any], base_plots: dict[str, Any]) -> list[dict[str, Any]]:
+    """The task's main metric at each training-set size this change used; the base's line at those sizes."""
+    sizes = [float(point["rows"]) for point in plots.get("learning_curve") or []]
+    if not sizes:
+        return []
+    base, pr = (sample_curve(source.get("learning_curve"), "rows", "score", sizes) for source in (base_plots, plots))
+    metric = MAIN_METRIC[task]
+    y_label = f"Validation {METRIC_LABELS.get(metric, metric)}"
+    axis = ("Training rows", [int(size) for size in sizes], True)  # category labels: the sizes
+    return [chart("Learning curve", axis, (y_label, score_range), base, pr)]
+
+
+def bins(values: Sequence[float], low: float, high: float) -> tuple[list[float], list[int]]:
+    """CURVE_POINTS equal bins from low to high: their centres, and the bin of each value."""
+    width = (high - low) / CURVE_POINTS or 1.0
+    centres = [round(low + (index + 0.5) * width, 4) for index in range(CURVE_POINTS)]
+    return centres, [min(max(int((value - low) / width), 0), CURVE_POINTS - 1) for value in values]
+
+
+def binned_means(points: list[dict] | None, x: str, y: str, low: float, high: float) -> list[float] | None:
+    """The mean of y in each bin of x; an empty bin takes the line between its neighbours."""
+    if not points:
+        return None
+    centres, index = bins([float(point[x]) for point in points], low, high)
+    sums, counts = [0.0] * CURVE_POINTS, [0] * CURVE_POINTS
+    for at, point in zip(index, points, strict=True):
+        sums[at] += float(point[y])
+        counts[at] += 1
+    filled = [(centre, total / count) for centre, total, count in zip(centres, sums, counts, strict=True) if count]
+    xs, ys = [centre for centre, _ in filled], [mean for _, mean in filled]
+    return [round(interpolate(xs, ys, centre), 4) for centre in centres]
+
+
+def histogram(points: list[dict] | None, x: str, low: float, high: float) -> list[float] | None:
+    """The share of rows in each bin of x."""
+    if not points:
+        return None
+    _, index = bins([float(point[x]) for point in points], low, high)
+    return [round(index.count(at) / len(points), 4) for at in range(CURVE_POINTS)]
+
+
+def regression_charts(plots: dict[str, Any], base_plots: dict[str, Any]) -> list[dict[str, Any]]:
+    """Mean prediction by actual value against the ideal line, and the residuals' distribution, base against PR.
+
+    Both sides share one set of bins, spanning the values of both, so that their lines line up point for point.
+    """
+    charts = []
+    sources = (base_plots.get("predicted_actual"), plots.get("predicted_actual"))
+    actual = [float(point["actual"]) for points in sources for point in points or []]
+    if actual:
+        low, high = min(actual), max(actual)
+        base, pr = (binned_means(points, "actual", "predicted", low, high) for points in sources)
+        centres, _ = bins([], low, high)
+        axis = ("Actual (bin centre)", centres, False)
+        charts.append(chart("Predicted vs actual", axis, ("Mean predicted", data_range), base, pr, ideal=centres))
+    sources = (base_plots.get("residuals"), plots.get("residuals"))
+    widest = max((abs(float(point["residual"])) for points in sources for point in points or []), default=None)
+    if widest is not None:
+        reach = widest or 1.0  # residuals all 0: any symmetric span will do
+        base, pr = (histogram(points, "residual", -reach, reach) for points in sources)
+        centres, _ = bins([], -reach, reach)
+        axis = ("Residual (bin centre)", centres, False)
+        zero_based = lambda values: [0.0, score_range(values)[1]]  # noqa: E731  (a share's axis starts at 0)
+        charts.append(chart("Residuals", axis, ("Share of rows", zero_based), base, pr))
+    return charts
+
+
+def curve_charts(task: Task, plots: dict[str, Any], base_plots: dict[str, Any]) -> list[dict[str, Any]]:
+    """The task's charts, base against PR: ROC and precision-recall (binary) or predicted vs actual and residuals
+    (regression), then the learning curve."""
+    charts = rate_charts(task, plots, base_plots)
+    if task == "regression":
+        charts += regression_charts(plots, base_plots)
+    return charts + learning_chart(task, plots, base_plots)
+
+
+def label_order(label: str) -> tuple[int, float, str]:
+    """Numeric labels by value ("2" before "10"), then text labels in text order."""
+    try:
+        return 0, float(label), ""
+    except ValueError:
+        return 1, 0.0, label
+
+
+def confusion_labels(task: Task, *sources: list[dict] | None) -> list[str]:
+    """Every class either side's confusion file holds (binary: always 0 and 1), in label order."""
+    seen = {"0", "1"} if task == "binary" else set()
+    seen |= {str(row[side]) for rows in sources for row in rows or [] for side in ("actual", "predicted")}
+    return sorted(seen, key=label_order)
+
+
+def confusion_matrix(rows: list[dict] | None, labels: list[str]) -> list[list[int]] | None:
+    """Counts of (actual, predicted) pairs: one row per actual class, one column per predicted class."""
     if rows is None:
         return None
-    counts = {"tn": 0, "fp": 0, "fn": 0, "tp": 0}
-    names = {(0, 0): "tn", (0, 1): "fp", (1, 0): "fn", (1, 1): "tp"}
+    position = {label: index for index, label in enumerate(labels)}
+    counts = [[0] * len(labels) for _ in labels]
     for row in rows:
-        counts[names[int(row["actual"]), int(row["predicted"])]] += 1
+        counts[position[str(row["actual"])]][position[str(row["predicted"])]] += 1
     return counts
+
+
+def confusion(task: Task, plots: dict[str, Any], base_plots: dict[str, Any]) -> dict[str, Any]:
+    labels = confusion_labels(task, plots.get("confusion"), base_plots.get("confusion"))
+    return {
+        "labels": labels,
+        "base": confusion_matrix(base_plots.get("confusion"), labels),
+        "pr": confusion_matrix(plots.get("confusion"), labels),
+    }
 
 
 def build(inputs: ReportInputs) -> dict[str, Any]:
@@ -282,8 +428,9 @@ def build(inputs: ReportInputs) -> dict[str, Any]:
     gated = gated_rows(gate, inputs["base_gate"], metrics, base_metrics)
     changed_params = param_rows(inputs["params_diff"])
     validation = inputs["validation"]
-    plots, base_plots = inputs["plots"], inputs["base_plots"]
+    task, plots, base_plots = inputs["task"], inputs["plots"], inputs["base_plots"]
     return {
+        "task": task,
         "base": inputs["base"],
         "base_note": inputs["base_note"],
         "warning": inputs["warning"],
@@ -294,12 +441,9 @@ def build(inputs: ReportInputs) -> dict[str, Any]:
         },
         "gated": gated,
         "changed_params": [row["param"] for row in changed_params],
-        "charts": curve_charts(plots, base_plots),
-        "confusion": {
-            "base": confusion_counts(base_plots.get("confusion")),
-            "pr": confusion_counts(plots.get("confusion")),
-        },
-        "metrics": other_metric_rows(metrics_diff, gated, inputs["gate_file"]),
+        "charts": curve_charts(task, plots, base_plots),
+        "confusion": confusion(task, plots, base_plots),
+        "metrics": other_metric_rows(metrics_diff, gated, inputs["gate_file"], headline_directions(task)),
         "params": changed_params,
         "validation": validation_summary(validation),
         "drift": drift_rows(validation),
@@ -365,9 +509,11 @@ def headline(model: dict[str, Any]) -> list[str]:
 
 
 def mermaid(item: dict[str, Any]) -> list[str]:
-    """One `xychart-beta` block: the base's line in grey, this change's in blue."""
-    series = [values for values in (item["base"], item["pr"]) if values]
-    palette = ", ".join(colour for colour, values in ((BASE_COLOUR, item["base"]), (PR_COLOUR, item["pr"])) if values)
+    """One `xychart-beta` block: the ideal line in green if the chart has one, the base's in grey, this change's
+    in blue."""
+    lines = ((IDEAL_COLOUR, item.get("ideal")), (BASE_COLOUR, item["base"]), (PR_COLOUR, item["pr"]))
+    series = [values for _, values in lines if values]
+    palette = ", ".join(colour for colour, values in lines if values)
     init = json.dumps({"themeVariables": {"xyChart": {"plotColorPalette": palette}}})
     if item["x_labels"]:
         labels = ", ".join(json.dumps(str(value)) for value in item["x"])
@@ -387,21 +533,26 @@ def mermaid(item: dict[str, Any]) -> list[str]:
 
 
 def confusion_table(model: dict[str, Any]) -> list[str]:
-    base, pr = model["confusion"]["base"], model["confusion"]["pr"]
+    """Every class, actual by row and predicted by column; the base's count in brackets."""
+    matrix = model["confusion"]
+    base, pr, labels = matrix["base"], matrix["pr"], matrix["labels"]
     if pr is None:
         return []
 
-    def cell(name: str) -> str:
-        return f"{pr[name]} ({base[name]})" if base else str(pr[name])
+    def cell(actual: int, predicted: int) -> str:
+        return f"{pr[actual][predicted]} ({base[actual][predicted]})" if base else str(pr[actual][predicted])
 
+    names = [label.replace("|", "\\|") for label in labels]  # a pipe would end the cell
     legend = f" (in brackets: `{model['base']}`)" if base else ""
     return [
         f"Confusion matrix{legend}:",
         "",
-        "| | predicted 0 | predicted 1 |",
-        "|---|---|---|",
-        f"| **actual 0** | {cell('tn')} | {cell('fp')} |",
-        f"| **actual 1** | {cell('fn')} | {cell('tp')} |",
+        "| | " + " | ".join(f"predicted {name}" for name in names) + " |",
+        "|---" * (len(names) + 1) + "|",
+        *(
+            f"| **actual {name}** | " + " | ".join(cell(row, column) for column in range(len(names))) + " |"
+            for row, name in enumerate(names)
+        ),
     ]
 
 
@@ -410,10 +561,13 @@ def plots_section(model: dict[str, Any]) -> list[str]:
     if not charts and model["confusion"]["pr"] is None:
         return []
     legend = f"grey: `{model['base']}`, blue: this change" if any(item["base"] for item in charts) else "this change"
+    if any(item.get("ideal") for item in charts):
+        legend += "; green: predicted = actual"
     lines = ["<details open><summary>Plots</summary>", "", f"Lines: {legend}.", ""]
     for item in charts:
         lines += [*mermaid(item), ""]
-    return [*lines, *confusion_table(model), "", "</details>"]
+    table = confusion_table(model)  # none for regression
+    return [*lines, *table, "", "</details>"] if table else [*lines, "</details>"]
 
 
 def folded(summary: str, header: list[str], rows: list[str]) -> dict[str, Any]:
@@ -581,34 +735,31 @@ def base_file(base: str, path: str) -> str | None:
         return None
 
 
-def learning_points(rows_tsv: str | None, score_tsv: str | None) -> list[dict] | None:
-    """DVCLive's step files joined on step: training rows and validation score at each step."""
+def learning_points(rows_tsv: str | None, score_tsv: str | None, metric: str) -> list[dict] | None:
+    """DVCLive's step files joined on step: training rows and the validation score `metric` at each step."""
     if not rows_tsv or not score_tsv:
         return None
     tables = [list(csv.DictReader(io.StringIO(text), delimiter="\t")) for text in (rows_tsv, score_tsv)]
     rows = {record["step"]: record for record in tables[0]}
     return [
-        {"rows": float(rows[record["step"]]["train_rows"]), "score": float(record["roc_auc"])}
+        {"rows": float(rows[record["step"]]["train_rows"]), "score": float(record[metric])}
         for record in tables[1]
         if record["step"] in rows
     ]
 
 
 def read_plots(read: Callable[[str], str | None]) -> dict[str, Any]:
-    """The plot files `dvc plots` draws, through `read(path) -> text or None` (workspace or base)."""
+    """The task's plot files that `dvc plots` draws, through `read(path) -> text or None` (workspace or base)."""
     params = load_params()
-    plots, learning = params.paths.plots, params.paths.learning_curve
+    task, plots, learning = params.data.task, params.paths.plots, params.paths.learning_curve
 
     def load(path: Path) -> Any:
         text = read(path.as_posix())
         return json.loads(text) if text else None
 
-    return {
-        "roc": load(plots / "roc.json"),
-        "precision_recall": load(plots / "precision_recall.json"),
-        "confusion": load(plots / "confusion_matrix.json"),
-        "learning_curve": learning_points(*(read((learning / name).as_posix()) for name in LEARNING_CURVE)),
-    }
+    files = {name: load(plots / file) for name, file in PLOT_FILES[task].items()}
+    rows, scores = (read((learning / name).as_posix()) for name in (TRAIN_ROWS, learning_curve_file(task)))
+    return {**files, "learning_curve": learning_points(rows, scores, MAIN_METRIC[task])}
 
 
 def workspace_file(path: str) -> str | None:
@@ -623,6 +774,7 @@ def collect(base: str, command: str) -> ReportInputs:
     metrics_diff = dvc_json("metrics", "diff", base, "--all", "--json") if present else {}
     base_gate = json.loads(base_file(base, gate_path.as_posix()) or "null") if present else None
     return {
+        "task": params.data.task,
         "base": base,
         "base_note": note,
         "warning": reproduction_warning(),

@@ -16,8 +16,8 @@ import numpy as np
 import pytest
 from sklearn.metrics import confusion_matrix
 
+from {{ cookiecutter.package_name }}.core import Task
 from {{ cookiecutter.package_name }}.report import LIMIT, ReportInputs, build, render_json, render_markdown
-from {{ cookiecutter.package_name }}.task import Task
 
 GOLDEN = Path(__file__).parent / "golden"
 PLOT_TITLES = ("ROC curve", "Precision-recall curve", "Learning curve")

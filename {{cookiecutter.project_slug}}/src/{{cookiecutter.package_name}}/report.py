@@ -26,8 +26,8 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any, TypedDict, TypeGuard
 
-from .core import PipelineError, load_params, read_json, rounded, run_tool
-from .task import LOWER_IS_BETTER, MAIN_METRIC, Task
+from .core import PipelineError, Task, load_params, read_json, rounded, run_tool
+from .task import LOWER_IS_BETTER, MAIN_METRIC
 
 MARKER = "<!-- dvc-pipeline-report -->"  # lets CI find and update its own comment
 GATE_STAGE = "gate"  # a failed gate leaves its stage unlocked; its verdict is current all the same
