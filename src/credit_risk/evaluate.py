@@ -157,7 +157,7 @@ def regression_metrics(y_true: np.ndarray, y_pred: np.ndarray) -> dict[str, Any]
 def quality(task: Task, y_true: np.ndarray, predictions: Predictions, threshold: float) -> dict[str, Any]:
     """The task's metrics, as metrics/evaluation.json records them."""
     if task == "binary":
-        return binary_metrics(y_true, positive_scores(predictions), threshold)
+        return binary_metrics(y_true, predictions.positive_probabilities, threshold)
     if task == "multiclass":
         return multiclass_metrics(y_true, predictions)
     return regression_metrics(y_true, predictions.values)
@@ -186,11 +186,6 @@ def figures(values: dict[str, float], undefined: dict[str, str]) -> dict[str, An
         **dict.fromkeys(undefined),
         **({"undefined": undefined} if undefined else {}),
     }
-
-
-def positive_scores(predictions: Predictions) -> np.ndarray:
-    """A binary model's probability of the positive class (label 1), one per row."""
-    return np.asarray(predictions.probabilities)[:, 1]
 
 
 def roc_points(y_true: np.ndarray, y_score: np.ndarray) -> list[dict[str, float]]:
@@ -254,7 +249,7 @@ def plots(task: Task, y_true: np.ndarray, predictions: Predictions) -> dict[str,
     confusion = {"confusion_matrix.json": confusion_rows(y_true, predictions.values, PLOT_ROWS_MAX)}
     if task == "multiclass":
         return confusion
-    y_score = positive_scores(predictions)
+    y_score = predictions.positive_probabilities
     return {
         "roc.json": roc_points(y_true, y_score),
         "precision_recall.json": precision_recall_points(y_true, y_score),
@@ -481,8 +476,10 @@ def robustness_report(
 
 
 def robustness_scorer(metric: str, task: Task) -> Callable[[Pipeline, pd.DataFrame, np.ndarray], float]:
-    """scikit-learn's scorer named `metric`; a scorer that cannot score the task's model is a PipelineError."""
-    fix = f"use a scorer for a {task} model, e.g. {MAIN_METRIC[task]}"
+    """scikit-learn's scorer named `metric`; an unknown name, or a scorer that fails on the model (such as
+    roc_auc of a regressor, or r2 of class labels), is a PipelineError that names it.
+    """
+    fix = f"use a scorer that suits a {task} model, e.g. {MAIN_METRIC[task]}"
     try:
         scorer = get_scorer(metric)
     except ValueError:
@@ -494,10 +491,10 @@ def robustness_scorer(metric: str, task: Task) -> Callable[[Pipeline, pd.DataFra
     def score(model: Pipeline, features: pd.DataFrame, labels: np.ndarray) -> float:
         try:
             return float(scorer(model, features, labels))
-        except (ValueError, TypeError, AttributeError) as error:  # e.g. roc_auc of a regressor, r2 of text labels
+        except (ValueError, TypeError, AttributeError) as error:
             raise PipelineError(
-                f"params.yaml: 'evaluate.robustness.metric' is {metric!r}, which cannot score this {task} model "
-                f"({error}): {fix}"
+                f"params.yaml: 'evaluate.robustness.metric' {metric!r} failed on this {task} model ({error}); "
+                f"if it does not suit a {task} model, {fix}"
             ) from None
 
     return score
@@ -527,7 +524,7 @@ def snapshot(predictions: Predictions, rows: list[Any], task: Task) -> dict[str,
             "classes": [str(label) for label in predictions.classes],
             "probabilities": np.asarray(predictions.probabilities)[:shown].tolist(),
         }
-    return {"rows": rows, "probabilities": positive_scores(predictions)[:shown].tolist()}
+    return {"rows": rows, "probabilities": predictions.positive_probabilities[:shown].tolist()}
 
 
 def main() -> None:

@@ -157,7 +157,7 @@ def regression_metrics(y_true: np.ndarray, y_pred: np.ndarray) -> dict[str, Any]
 def quality(task: Task, y_true: np.ndarray, predictions: Predictions, threshold: float) -> dict[str, Any]:
     """The task's metrics, as metrics/evaluation.json records them."""
     if task == "binary":
-        return binary_metrics(y_true, positive_scores(predictions), threshold)
+        return binary_metrics(y_true, predictions.positive_probabilities, threshold)
     if task == "multiclass":
         return multiclass_metrics(y_true, predictions)
     return regression_metrics(y_true, predictions.values)
@@ -186,11 +186,6 @@ def figures(values: dict[str, float], undefined: dict[str, str]) -> dict[str, An
         **dict.fromkeys(undefined),
         **({"undefined": undefined} if undefined else {}),
     }
-
-
-def positive_scores(predictions: Predictions) -> np.ndarray:
-    """A binary model's probability of the positive class (label 1), one per row."""
-    return np.asarray(predictions.probabilities)[:, 1]
 
 
 def roc_points(y_true: np.ndarray, y_score: np.ndarray) -> list[dict[str, float]]:
@@ -254,7 +249,7 @@ def plots(task: Task, y_true: np.ndarray, predictions: Predictions) -> dict[str,
     confusion = {"confusion_matrix.json": confusion_rows(y_true, predictions.values, PLOT_ROWS_MAX)}
     if task == "multiclass":
         return confusion
-    y_score = positive_scores(predictions)
+    y_score = predictions.positive_probabilities
     return {
         "roc.json": roc_points(y_true, y_score),
         "precision_recall.json": precision_recall_points(y_true, y_score),
@@ -529,7 +524,7 @@ def snapshot(predictions: Predictions, rows: list[Any], task: Task) -> dict[str,
             "classes": [str(label) for label in predictions.classes],
             "probabilities": np.asarray(predictions.probabilities)[:shown].tolist(),
         }
-    return {"rows": rows, "probabilities": positive_scores(predictions)[:shown].tolist()}
+    return {"rows": rows, "probabilities": predictions.positive_probabilities[:shown].tolist()}
 
 
 def main() -> None:
