@@ -1,8 +1,15 @@
 import pytest
 
-from {{ cookiecutter.package_name }}.core import Check, CheckReport, Comparison, DataQuality, PipelineError, Promotion
+from {{ cookiecutter.package_name }}.core import (
+    LOWER_IS_BETTER,
+    Check,
+    CheckReport,
+    Comparison,
+    DataQuality,
+    PipelineError,
+    Promotion,
+)
 from {{ cookiecutter.package_name }}.gate import comparison_check, data_quality_checks, threshold_checks
-from {{ cookiecutter.package_name }}.task import LOWER_IS_BETTER
 
 METRICS = {"accuracy": 0.8, "f1": 0.85, "latency_p99_ms": 12.0}
 
