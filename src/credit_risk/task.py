@@ -19,11 +19,8 @@ import pandas as pd
 from sklearn.pipeline import Pipeline
 
 from .core import LOWER_IS_BETTER as LOWER_IS_BETTER  # defined in core for the gate, which imports nothing heavier
+from .core import MAIN_METRIC as MAIN_METRIC  # defined in core for the report, likewise
 from .core import Data, PipelineError, Task
-
-# The metric each task is judged by first: the learning curve's and the default robustness metric. Each is
-# also a scikit-learn scorer name and a key of evaluate's metrics.
-MAIN_METRIC: dict[Task, str] = {"binary": "roc_auc", "multiclass": "f1_macro", "regression": "r2"}
 
 
 def is_classification(task: Task) -> bool:

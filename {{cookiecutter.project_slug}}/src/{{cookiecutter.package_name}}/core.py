@@ -330,6 +330,9 @@ Task = Literal["binary", "multiclass", "regression"]
 # Metrics where smaller is better: the gate's comparison and the report's marks turn around for them. Here, not
 # in task.py, so that the gate reads it without importing pandas and scikit-learn.
 LOWER_IS_BETTER = frozenset({"mae", "rmse", "mape", "log_loss", "latency_p50_ms", "latency_p95_ms", "latency_p99_ms"})
+# The metric each task is judged by first: the learning curve's and the default robustness metric. Each is
+# also a scikit-learn scorer name and a key of evaluate's metrics. Here too, so the report imports nothing heavier.
+MAIN_METRIC: dict[Task, str] = {"binary": "roc_auc", "multiclass": "f1_macro", "regression": "r2"}
 
 
 class Section(BaseModel):

@@ -8,7 +8,7 @@ against golden files, so `<command> report --base main` prints exactly what CI p
 The plots follow `data.task`: ROC, precision-recall and the 2x2 confusion matrix (binary), the confusion
 matrix of every class (multiclass), mean prediction by actual value and the residuals' distribution
 (regression), and for each the learning curve of the task's main metric. A headline metric of the task that
-no gate check reads is marked better or worse by its own direction (`task.LOWER_IS_BETTER`).
+no gate check reads is marked better or worse by its own direction (`core.LOWER_IS_BETTER`).
 
 `gitlab-note` creates, or updates in place, the one merge-request note that holds the report on
 GitLab, through python-gitlab: not a dependency of the project, GitLab's merge-request job installs it
@@ -26,8 +26,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any, TypedDict, TypeGuard
 
-from .core import PipelineError, Task, load_params, read_json, rounded, run_tool
-from .task import LOWER_IS_BETTER, MAIN_METRIC
+from .core import LOWER_IS_BETTER, MAIN_METRIC, PipelineError, Task, load_params, read_json, rounded, run_tool
 
 MARKER = "<!-- dvc-pipeline-report -->"  # lets CI find and update its own comment
 GATE_STAGE = "gate"  # a failed gate leaves its stage unlocked; its verdict is current all the same
@@ -44,7 +43,7 @@ SECTION_PARAMS = {
     "robustness": "gate.robustness.max_drop",
 }
 # The metrics SPEC names as each task's headline: a change in one is marked better or worse by its own
-# direction (task.LOWER_IS_BETTER) even where no gate check reads it; other metrics get a mark from the gate only.
+# direction (core.LOWER_IS_BETTER) even where no gate check reads it; other metrics get a mark from the gate only.
 HEADLINE_METRICS: dict[Task, tuple[str, ...]] = {
     "binary": ("accuracy", "f1", "roc_auc"),
     "multiclass": ("accuracy", "f1_macro", "f1_weighted", "roc_auc_ovr", "log_loss"),
@@ -368,7 +367,7 @@ def regression_charts(plots: dict[str, Any], base_plots: dict[str, Any]) -> list
         reach = widest or 1.0  # residuals all 0: any symmetric span will do
         base, pr = (histogram(points, "residual", -reach, reach) for points in sources)
         centres, _ = bins([], -reach, reach)
-        axis = ("Residual (bin centre)", centres, False)
+        axis = ("Residual: actual − predicted (bin centre)", centres, False)
         zero_based = lambda values: [0.0, score_range(values)[1]]  # noqa: E731  (a share's axis starts at 0)
         charts.append(chart("Residuals", axis, ("Share of rows", zero_based), base, pr))
     return charts
