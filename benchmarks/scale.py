@@ -35,7 +35,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pandas as pd
-from tools.bakery import Project, bake_project
+from tools.bakery import Project, Task, bake_project
 
 from benchmarks.synthetic import synthesize, write_csv
 from credit_risk.core import load_params
@@ -52,7 +52,7 @@ TARGETS = {
     "train-param repro / full dvc repro": 0.6,
 }
 PEAK_RSS_TARGET_GB = 6.0
-TASKS = ("binary", "multiclass", "regression")
+TASKS: tuple[Task, ...] = ("binary", "multiclass", "regression")
 TASK_TARGET = 1.5  # no task's full run slower than this many times binary's, at the same size
 
 # Runs a command and appends its label, wall time and peak RSS to a log. Linux reports, for
@@ -116,7 +116,7 @@ def gate_verdict(project: Project) -> list[str]:
     return [check["name"] for check in verdict["checks"] if not check["passed"]]
 
 
-def prepare(scratch: Path, task: str, rows: int, seed: int) -> Project:
+def prepare(scratch: Path, task: Task, rows: int, seed: int) -> Project:
     """A baked project of `task` holding `rows` synthetic rows shaped like its example as its raw data, committed."""
     project = bake_project(scratch, task=task)
     raw = load_params(project.path / "params.yaml").paths.raw  # the task's example: german_credit, wine, diabetes
@@ -172,7 +172,7 @@ def bare_runs(project: Project, copy_to: Path, runs: int) -> list[tuple[float, d
     return results
 
 
-def measure(task: str, rows: int, repeat: int, runs: int, seed: int) -> dict:
+def measure(task: Task, rows: int, repeat: int, runs: int, seed: int) -> dict:
     """Every figure of one task at one size: medians over `runs` full runs (and `repeat` quick commands)."""
     with tempfile.TemporaryDirectory() as folder:
         scratch = Path(folder)

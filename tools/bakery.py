@@ -200,7 +200,6 @@ class Answers(TypedDict, total=False):
     dvc_remote: str
     dvc_remote_endpoint_url: str
     init_git: str
-    task: str
 
 
 def bake(
