@@ -1,6 +1,7 @@
 """The pull-request report and the generated CI files, against real repositories (the GitLab note: its own module)."""
 
 import json
+from collections import Counter
 from pathlib import Path
 
 import pytest
@@ -69,6 +70,37 @@ def test_report_on_a_branch_shows_verdict_gated_checks_plots_and_changed_param(r
     model = json.loads(project.command("report", "--base", "main", "--format", "json").stdout)
     assert [row["param"] for row in model["params"]] == ["train.hist_gradient_boosting.max_leaf_nodes"]
     assert {row["check"]: row["direction"] for row in model["gated"]}["performance: latency_p99_ms"] == "lower"
+
+
+@pytest.mark.parametrize(
+    ("task", "titles"),
+    [("multiclass", ["Learning curve"]), ("regression", ["Predicted vs actual", "Residuals", "Learning curve"])],
+)
+def test_report_of_each_task_draws_its_plots_against_main(tmp_path, task, titles):
+    project = bake_project(tmp_path, task=task)
+    project.dvc("repro", check=False)  # a failed gate still writes its verdict, which the report shows
+    project.commit_all("Run the pipeline")
+    project.git("checkout", "--quiet", "-b", "feature")
+    project.set_param("train.seed", 7)
+    project.dvc("repro", check=False)
+    project.commit_all("Another seed")
+    report = project.command("report", "--base", "main").stdout
+
+    assert report.splitlines()[1].startswith(("## ✅ Gate passed", "## ❌ Gate failed"))
+    assert "Not reproduced" not in report
+    charts = xycharts(report)
+    assert list(charts) == titles
+    for title, series in charts.items():
+        lines = 3 if title == "Predicted vs actual" else 2  # the ideal line, main's, this change's
+        assert len(series) == lines and len({len(line) for line in series}) == 1, title
+    plot = project.path / "plots" / "confusion_matrix.json"
+    confusion = json.loads(plot.read_text()) if task == "multiclass" else []
+    counts = Counter((str(row["actual"]), str(row["predicted"])) for row in confusion)
+    labels = sorted({label for pair in counts for label in pair})
+    for actual in labels:  # every class, its count this change (and main's in brackets)
+        cells = table_row(report, f"**actual {actual}**")[1:]
+        assert [int(cell.split(" (")[0]) for cell in cells] == [counts[actual, predicted] for predicted in labels]
+    assert ("| | predicted" in report) == (task == "multiclass")
 
 
 def test_report_when_the_base_has_no_metrics_yet(tmp_path):
