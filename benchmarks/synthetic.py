@@ -14,18 +14,18 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 import pyarrow.csv as pa_csv
+from tools.example_data import RAW_DATA
 
 JITTERED_MIN_DISTINCT = 20  # numeric columns with fewer distinct values (job, sex, a class code) are codes: no noise
 NOISE_SHARE_OF_STD = 0.05
 MAX_DECIMALS = 6  # the finest resolution kept for a float column; the examples use at most 4 (diabetes' s5)
-# The example data each task ships in the template (data/raw/), as SPEC's answer `task` chooses it.
-TEMPLATE_RAW = Path(__file__).resolve().parents[1] / "{{cookiecutter.project_slug}}" / "data" / "raw"
+# The example data the template ships for each answer to its `task` prompt, in its data/raw/.
 EXAMPLES = {"binary": "german_credit.csv", "multiclass": "wine.csv", "regression": "diabetes.csv"}
 
 
 def example(task: str) -> pd.DataFrame:
     """The sample the template ships for `task`, as pandas reads its CSV."""
-    return pd.read_csv(TEMPLATE_RAW / EXAMPLES[task])
+    return pd.read_csv(RAW_DATA / EXAMPLES[task])
 
 
 def decimal_places(values: pd.Series) -> int:
