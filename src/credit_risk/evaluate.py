@@ -493,8 +493,7 @@ def robustness_scorer(metric: str, task: Task) -> Callable[[Pipeline, pd.DataFra
             return float(scorer(model, features, labels))
         except (ValueError, TypeError, AttributeError) as error:
             raise PipelineError(
-                f"params.yaml: 'evaluate.robustness.metric' {metric!r} failed on this {task} model ({error}); "
-                f"if it does not suit a {task} model, {fix}"
+                f"params.yaml: 'evaluate.robustness.metric' {metric!r} cannot score this {task} model ({error}): {fix}"
             ) from None
 
     return score
