@@ -227,8 +227,12 @@ def test_the_license_answer_writes_the_licence_and_the_package_metadata(tmp_path
     assert (metadata["license"], metadata["license-files"]) == (expression, ["LICENSE"])
 
 
-def test_generated_project_passes_its_own_tests_and_lint(tmp_path):
-    project = bake_project(tmp_path, project_name="Loan Default")
+@pytest.mark.parametrize(
+    "task",
+    ["binary", pytest.param("multiclass", marks=pytest.mark.slow), pytest.param("regression", marks=pytest.mark.slow)],
+)
+def test_generated_project_passes_its_own_tests_and_lint(tmp_path, task):
+    project = bake_project(tmp_path, project_name="Loan Default", task=task)
     tests = project.run(str(VENV_BIN / "python"), "-m", "pytest", "-q", "-p", "no:cacheprovider")
     assert " passed" in tests.stdout and "failed" not in tests.stdout
     project.run(str(VENV_BIN / "ruff"), "check", "--no-cache", ".")
