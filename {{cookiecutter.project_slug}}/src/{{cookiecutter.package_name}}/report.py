@@ -261,6 +261,11 @@ def score_range(values: Sequence[float]) -> list[float]:
     return [math.floor(min(values) * 20) / 20, min(1.0, math.ceil(max(values) * 20) / 20)]
 
 
+def share_range(values: Sequence[float]) -> list[float]:
+    """A share of rows' axis: from 0, to its largest value in steps of 0.05."""
+    return [0.0, score_range(values)[1]]
+
+
 def data_range(values: Sequence[float]) -> list[float]:
     """An axis in the data's own units (a regression target), widened to round steps of its span's order."""
     low, high = min(values), max(values)
@@ -368,8 +373,7 @@ def regression_charts(plots: dict[str, Any], base_plots: dict[str, Any]) -> list
         base, pr = (histogram(points, "residual", -reach, reach) for points in sources)
         centres, _ = bins([], -reach, reach)
         axis = ("Residual: actual − predicted (bin centre)", centres, False)
-        zero_based = lambda values: [0.0, score_range(values)[1]]  # noqa: E731  (a share's axis starts at 0)
-        charts.append(chart("Residuals", axis, ("Share of rows", zero_based), base, pr))
+        charts.append(chart("Residuals", axis, ("Share of rows", share_range), base, pr))
     return charts
 
 
