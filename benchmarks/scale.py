@@ -39,7 +39,7 @@ from tools.bakery import Project, Task, bake_project
 
 from benchmarks.synthetic import synthesize, write_csv
 from credit_risk.core import load_params
-from credit_risk.schema import load_schema
+from credit_risk.schema import Schema, load_schema
 
 STAGES = ["preprocess", "validate", "train", "evaluate", "gate"]
 GATE_FAILED = "failed to reproduce 'gate'"  # DVC's words when the gate stage exits non-zero
@@ -121,7 +121,7 @@ def prepare(scratch: Path, task: Task, rows: int, seed: int) -> Project:
     project = bake_project(scratch, task=task)
     raw = load_params(project.path / "params.yaml").paths.raw  # the task's example: german_credit, wine, diabetes
     sample = pd.read_csv(project.path / raw)
-    write_csv(synthesize(sample, rows, seed), project.path / raw)
+    write_csv(synthesize(sample, rows, seed, contract(project).rules), project.path / raw)
     schema_file = project.path / "schema.yaml"
     schema_file.write_text(schema_file.read_text().replace("max_rows: 1000000", f"max_rows: {max(rows, 1000000)}"))
     write_reference(project, sample)
@@ -131,11 +131,15 @@ def prepare(scratch: Path, task: Task, rows: int, seed: int) -> Project:
     return project
 
 
+def contract(project: Project) -> Schema:
+    return load_schema(project.path / load_params(project.path / "params.yaml").paths.contract)
+
+
 def write_reference(project: Project, sample: pd.DataFrame) -> None:
     """What `promote` keeps of the production model's training data: a sample, typed, without the target."""
-    params = load_params(project.path / "params.yaml")
-    dtypes = load_schema(project.path / params.paths.contract).read_dtypes()
-    reference = synthesize(sample, params.validation.reference_rows, REFERENCE_SEED).astype(dtypes)
+    params, schema = load_params(project.path / "params.yaml"), contract(project)
+    reference = synthesize(sample, params.validation.reference_rows, REFERENCE_SEED, schema.rules)
+    reference = reference.astype(schema.read_dtypes())
     reference.drop(columns=[params.data.target]).to_parquet(project.path / params.paths.reference)
 
 

@@ -13,6 +13,8 @@ from benchmarks.scale import TARGETS, TASKS
 from benchmarks.synthetic import JITTERED_MIN_DISTINCT, decimal_places, example, synthesize
 from tools.bakery import TEMPLATE, isolated_env
 
+from credit_risk.schema import rule_holds
+
 slow = pytest.mark.slow  # runs DVC: `make test-fast` leaves it out
 
 
@@ -122,6 +124,18 @@ def test_synthetic_rows_are_the_same_for_a_seed_and_differ_between_seeds(task):
     first = synthesize(sample, 1_000, seed=7)
     pd.testing.assert_frame_equal(first, synthesize(sample, 1_000, seed=7))
     assert not first.equals(synthesize(sample, 1_000, seed=8))
+
+
+def test_a_row_whose_noise_breaks_a_contract_rule_keeps_its_drawn_values():
+    sample = example("regression")
+    rules = {"cholesterol_parts": "s2 + s3 < s1"}  # diabetes' schema.yaml: LDL + HDL within total cholesterol
+    assert rule_holds(sample, "cholesterol_parts", rules["cholesterol_parts"]).all()
+    free, kept = synthesize(sample, 50_000, seed=0), synthesize(sample, 50_000, seed=0, rules=rules)
+    broken = ~rule_holds(free, "cholesterol_parts", rules["cholesterol_parts"])
+    assert broken.any()  # independent noise on s1, s2 and s3 can break it
+    assert rule_holds(kept, "cholesterol_parts", rules["cholesterol_parts"]).all()
+    assert kept[~broken].equals(free[~broken])  # only the broken rows change
+    assert kept[broken].merge(sample.drop_duplicates(), how="left", indicator=True)["_merge"].eq("both").all()
 
 
 def test_decimal_places_are_the_fewest_that_hold_every_value():
