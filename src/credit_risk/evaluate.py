@@ -36,8 +36,9 @@ from sklearn.pipeline import Pipeline
 from threadpoolctl import threadpool_limits
 
 from .core import PipelineError, Robustness, load_params, read_parquet, rounded, sample_positions, write_json
-from .model import binary_labels, load_model
+from .model import load_model
 from .schema import Schema, check_params, load_schema, parse_rule, rule_holds
+from .task import binary_labels
 
 # --- Quality
 CURVE_POINTS = 101

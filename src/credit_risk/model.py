@@ -11,27 +11,49 @@ import numpy as np
 import pandas as pd
 from sklearn.base import BaseEstimator, TransformerMixin
 from sklearn.compose import ColumnTransformer
-from sklearn.ensemble import GradientBoostingClassifier, HistGradientBoostingClassifier, RandomForestClassifier
+from sklearn.ensemble import (
+    GradientBoostingClassifier,
+    GradientBoostingRegressor,
+    HistGradientBoostingClassifier,
+    HistGradientBoostingRegressor,
+    RandomForestClassifier,
+    RandomForestRegressor,
+)
 from sklearn.impute import SimpleImputer
-from sklearn.linear_model import LogisticRegression
+from sklearn.linear_model import LogisticRegression, Ridge
 from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import OneHotEncoder, StandardScaler
 
-from .core import LOCK_FILE, PipelineError, file_md5, locked_outputs, require, write_with
+from .core import LOCK_FILE, PipelineError, Task, file_md5, locked_outputs, require, write_with
+from .task import is_classification
 
-ESTIMATORS = {
+# train.estimator's choices, by the kind of answer they learn
+CLASSIFIERS: dict[str, type[BaseEstimator]] = {
     "random_forest": RandomForestClassifier,
     "logistic_regression": LogisticRegression,
     "gradient_boosting": GradientBoostingClassifier,
     "hist_gradient_boosting": HistGradientBoostingClassifier,
 }
+REGRESSORS: dict[str, type[BaseEstimator]] = {
+    "random_forest": RandomForestRegressor,
+    "ridge": Ridge,
+    "gradient_boosting": GradientBoostingRegressor,
+    "hist_gradient_boosting": HistGradientBoostingRegressor,
+}
+HISTOGRAM_GRADIENT_BOOSTING = (HistGradientBoostingClassifier, HistGradientBoostingRegressor)
 
 
-def make_estimator(name: str, hyperparameters: dict[str, Any], seed: int) -> BaseEstimator:
-    """The estimator with its hyper-parameters checked by scikit-learn itself, before any data is read."""
+def make_estimator(name: str, hyperparameters: dict[str, Any], seed: int, task: Task) -> BaseEstimator:
+    """The task's estimator with its hyper-parameters checked by scikit-learn itself, before any data is read."""
     from sklearn.utils._param_validation import InvalidParameterError
 
-    estimator_class = ESTIMATORS[name]
+    choices = CLASSIFIERS if is_classification(task) else REGRESSORS
+    if name not in choices:
+        raise PipelineError(
+            f"params.yaml: 'train.estimator' is {name!r}, which does not fit data.task {task}: "
+            f"use one of {sorted(choices)}"
+        )
+    estimator_class = choices[name]
     accepted = estimator_class().get_params()
     unknown = sorted(set(hyperparameters) - set(accepted))
     if unknown:
@@ -64,7 +86,7 @@ def _number_preparation(estimator: BaseEstimator) -> Pipeline | Literal["passthr
     """Median-imputed and scaled; or untouched for histogram gradient boosting, which bins the values and
     learns where missing ones go by itself, so an imputer would only hide the missingness from it.
     """
-    if isinstance(estimator, HistGradientBoostingClassifier):
+    if isinstance(estimator, HISTOGRAM_GRADIENT_BOOSTING):
         return "passthrough"
     return Pipeline([("impute", SimpleImputer(strategy="median")), ("scale", StandardScaler())])
 
@@ -73,7 +95,7 @@ def _label_encoder(estimator: BaseEstimator, first_column: int, columns: int) ->
     """One-hot columns; or, for histogram gradient boosting, which splits on categories itself, one code per
     label: a third of the features at the sample's width, so it fits faster for the same accuracy.
     """
-    if isinstance(estimator, HistGradientBoostingClassifier):
+    if isinstance(estimator, HISTOGRAM_GRADIENT_BOOSTING):
         estimator.set_params(categorical_features=list(range(first_column, first_column + columns)))
         return CategoryCodes(max_categories=estimator.max_bins)
     return Pipeline(
@@ -145,26 +167,3 @@ def recorded_md5(path: Path, lock_file: Path = LOCK_FILE) -> str:
     if md5 is None:
         raise PipelineError(f"{lock_file} records no hash for {path}: produce it with `dvc repro` before loading it")
     return md5
-
-
-def binary_labels(values: pd.Series, positive_class: Any) -> np.ndarray:
-    """1 where the target equals the positive class, else 0; numeric targets compare as numbers.
-
-    A positive class the data never holds, or a target of one class, would train a model that
-    predicts one answer and scores undefined metrics, so both are refused.
-    """
-    if pd.api.types.is_numeric_dtype(values):
-        try:
-            labels = (values == float(positive_class)).to_numpy(dtype=int)
-        except ValueError:
-            labels = np.zeros(len(values), dtype=int)
-    else:
-        labels = (values.astype(str) == str(positive_class)).to_numpy(dtype=int)
-    if len(labels) and labels.min() == labels.max():
-        found = sorted(str(label) for label in values.dropna().unique())[:10]
-        raise PipelineError(
-            f"params.yaml: 'data.positive_class' is {positive_class!r}, which makes every row of "
-            f"'{values.name}' {'positive' if labels[0] else 'negative'} (labels in the data: {found}): "
-            "set it to the label that counts as positive"
-        )
-    return labels

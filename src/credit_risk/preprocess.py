@@ -28,8 +28,9 @@ import yaml
 from pandas.io.parsers import TextFileReader
 from sklearn.model_selection import train_test_split
 
-from .core import PipelineError, failure_lines, load_params, write_parquet, write_text
+from .core import PipelineError, Task, failure_lines, load_params, write_parquet, write_text
 from .schema import Schema, check_params, contract_checks, load_schema, refuse_columns_outside
+from .task import is_classification
 
 # --- Reading the raw CSV
 DELIMITERS = (",", ";", "\t", "|")
@@ -240,19 +241,36 @@ def strip_labels(values: pd.Series) -> pd.Series:
     return pd.Series(categorical, index=values.index, name=values.name)
 
 
-def split(frame: pd.DataFrame, target: str, test_size: float, seed: int) -> tuple[pd.DataFrame, pd.DataFrame]:
+def split(
+    frame: pd.DataFrame, target: str, test_size: float, seed: int, task: Task
+) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Train and test rows, seeded; stratified on the target's classes when classifying, so both splits hold
+    every class in its share. A regression target has no classes: its rows are drawn at random."""
+    if not is_classification(task):
+        return train_test_split(frame, test_size=test_size, random_state=seed)
+    counts = frame[target].value_counts()
+    rare = counts[counts < 2]
+    if not rare.empty:
+        raise PipelineError(
+            f"data.task is {task}, and class {rare.index[0]!r} of target '{target}' has {rare.iloc[0]} row: the "
+            "stratified split needs at least 2 rows of each class (one for train, one for test); add rows of "
+            f"it, merge it into another class, or drop it ({len(rare)} such classes)"
+        )
     try:
         return train_test_split(frame, test_size=test_size, random_state=seed, stratify=frame[target])
-    except ValueError as error:
-        raise PipelineError(f"cannot make a stratified split on target '{target}': {error}") from None
+    except ValueError as error:  # e.g. fewer test rows than classes
+        raise PipelineError(
+            f"cannot make a stratified split on target '{target}' ({len(counts)} classes, {len(frame)} rows): "
+            f"{error}; raise split.test_size or add rows"
+        ) from None
 
 
-def refuse_broken_contract(frame: pd.DataFrame, schema: Schema, target: str) -> None:
+def refuse_broken_contract(frame: pd.DataFrame, schema: Schema, target: str, task: Task) -> None:
     """Bad raw data stops here, before any output is written, so dvc.lock and every output stay as they were.
 
     validate checks the same contract again on each split, with drift, and records every check.
     """
-    failures = failure_lines(contract_checks({"raw": frame}, schema, target))
+    failures = failure_lines(contract_checks({"raw": frame}, schema, target, task))
     if failures:
         raise PipelineError(
             f"the raw data breaks the data contract: {len(failures)} checks\n  " + "\n  ".join(failures)
@@ -263,11 +281,11 @@ def main() -> None:
     params = load_params()
     schema = load_schema(params.paths.contract)
     check_params(params, schema)
-    target = params.data.target
+    target, task = params.data.target, params.data.task
     raw = read_raw_csv(params.paths.raw, schema, params.data.csv_delimiter, params.data.csv_decimal)
     cleaned = clean(raw, target)
-    refuse_broken_contract(cleaned, schema, target)
-    train, test = split(cleaned, target, params.split.test_size, params.split.seed)
+    refuse_broken_contract(cleaned, schema, target, task)
+    train, test = split(cleaned, target, params.split.test_size, params.split.seed, task)
     write_parquet(train, params.paths.train)
     write_parquet(test, params.paths.test)
     print(f"preprocess: {len(raw)} raw rows -> {len(train)} train, {len(test)} test")
@@ -308,6 +326,24 @@ def _round(value: float, floor: bool) -> float | int:
     return int(rounded) if rounded == int(rounded) else rounded
 
 
+CLASS_LIMIT = 20  # a target of whole numbers with more distinct values than this looks like a quantity
+
+
+def propose_task(values: pd.Series) -> tuple[Task, str]:
+    """The task a target column of raw text looks like, and why."""
+    present = values.dropna().astype(str).str.strip()
+    distinct = present.nunique()
+    numbers = pd.to_numeric(present, errors="coerce")
+    if distinct == 2:
+        return "binary", "two distinct values"
+    if numbers.notna().all() and distinct > 0:
+        if not (numbers == numbers.round()).all():
+            return "regression", "fractional numbers"
+        if distinct > CLASS_LIMIT:
+            return "regression", f"{distinct} distinct whole numbers"
+    return "multiclass", f"{distinct} distinct values"
+
+
 def infer(frame: pd.DataFrame) -> dict:
     return {
         "dataset": {"min_rows": max(1, len(frame) // 2)},
@@ -340,3 +376,9 @@ def infer_schema(data: str | None = None, output: str | None = None, force: bool
     write_text(written, draft)
     kept = "" if written == target else f" ({target} exists and was kept: compare, then move the draft over it)"
     print(f"infer-schema: wrote {written} for {frame.shape[1]} columns; review it before committing{kept}")
+    target_column = params.data.target
+    if target_column in frame.columns:
+        task, reason = propose_task(frame[target_column])
+        current = params.data.task
+        note = "" if task == current else f"; params.yaml says {current}: change it if the target is {task}"
+        print(f"infer-schema: the target '{target_column}' holds {reason}: it looks like data.task: {task}{note}")

@@ -31,7 +31,8 @@ from .core import (
     write_json,
     write_parquet,
 )
-from .model import binary_labels, recorded_md5, verified_md5
+from .model import recorded_md5, verified_md5
+from .task import binary_labels
 
 if TYPE_CHECKING:
     from gto.base import VStage

@@ -1,7 +1,8 @@
 """Stage 3: fit one Pipeline (preprocessing + estimator) on the train split and save it.
 
-Also logs a learning curve in DVCLive's format, for `dvc plots` and DVC Studio: cross-validated ROC AUC on
-the training split at growing training-set sizes. A gap between the training and validation curves
+Also logs a learning curve in DVCLive's format, for `dvc plots` and DVC Studio: the task's main metric
+(ROC AUC, macro F1 or R², `task.MAIN_METRIC`), cross-validated on the training split at growing
+training-set sizes. A gap between the training and validation curves
 that does not close says the model needs more data or less capacity.
 """
 
@@ -12,12 +13,13 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-from sklearn.model_selection import StratifiedKFold, learning_curve
+from sklearn.model_selection import KFold, StratifiedKFold, learning_curve
 from sklearn.pipeline import Pipeline
 
 from .core import (
     LearningCurve,
     PipelineError,
+    Task,
     load_params,
     read_parquet,
     read_report,
@@ -25,34 +27,44 @@ from .core import (
     sample_positions,
     write_text,
 )
-from .model import binary_labels, build_pipeline, make_estimator, save_model
+from .model import build_pipeline, make_estimator, save_model
 from .schema import check_params, load_schema
+from .task import MAIN_METRIC, encode_target, is_classification
 
 
 # --- Learning curve
 def log_learning_curve(
-    model: Pipeline, features: pd.DataFrame, labels: np.ndarray, settings: LearningCurve, seed: int, directory: Path
+    model: Pipeline,
+    features: pd.DataFrame,
+    labels: np.ndarray,
+    settings: LearningCurve,
+    seed: int,
+    task: Task,
+    directory: Path,
 ) -> None:
-    """One step per training-set size: train and validation ROC AUC, and the size itself.
+    """One step per training-set size: the task's main metric on the training and validation folds, and the size.
 
-    The curve's many fits use a stratified sample of at most `max_rows` rows: its shape is a diagnosis,
-    and the full data would make it cost several times the training run itself.
+    The curve's many fits use a sample of at most `max_rows` rows (stratified by class when classifying):
+    its shape is a diagnosis, and the full data would make it cost several times the training run itself.
     """
-    kept = sample_positions(len(features), settings.max_rows, seed, labels)
+    classifying = is_classification(task)
+    kept = sample_positions(len(features), settings.max_rows, seed, labels if classifying else None)
     features, labels = features.iloc[kept], labels[kept]
+    folds = StratifiedKFold if classifying else KFold
+    metric = MAIN_METRIC[task]
     sizes, train_scores, validation_scores = learning_curve(
         model,
         features,
         labels,
         train_sizes=settings.train_sizes,
-        cv=StratifiedKFold(n_splits=settings.folds, shuffle=True, random_state=seed),
-        scoring="roc_auc",
+        cv=folds(n_splits=settings.folds, shuffle=True, random_state=seed),
+        scoring=metric,
     )
     steps = [
         {
             "train_rows": int(size),
-            "train/roc_auc": rounded(train.mean()),
-            "validation/roc_auc": rounded(validation.mean()),
+            f"train/{metric}": rounded(train.mean()),
+            f"validation/{metric}": rounded(validation.mean()),
         }
         for size, train, validation in zip(sizes, train_scores, validation_scores, strict=True)
     ]
@@ -87,11 +99,11 @@ def main() -> None:
     params = load_params()
     paths, target, settings = params.paths, params.data.target, params.train
     check_params(params, load_schema(paths.contract))
-    estimator = make_estimator(settings.estimator, settings.hyperparameters, settings.seed)
+    estimator = make_estimator(settings.estimator, settings.hyperparameters, settings.seed, params.data.task)
     if not read_report(paths.validation).passed:
         raise PipelineError(f"validate did not pass: fix the data before training (see {paths.validation})")
     frame = read_parquet(paths.train)
-    labels = binary_labels(frame[target], params.data.positive_class)
+    labels = encode_target(frame[target], params.data)
     features = frame.drop(columns=[target, *settings.exclude_columns], errors="ignore")
     model = build_pipeline(
         numeric=features.select_dtypes("number").columns.tolist(),
@@ -100,5 +112,6 @@ def main() -> None:
     )
     model.fit(features, labels)
     save_model(model, paths.model)
-    log_learning_curve(model, features, labels, settings.learning_curve, settings.seed, paths.learning_curve)
+    curve = settings.learning_curve
+    log_learning_curve(model, features, labels, curve, settings.seed, params.data.task, paths.learning_curve)
     print(f"train: {settings.estimator} on {len(frame)} rows, {features.shape[1]} features")

@@ -2,11 +2,13 @@
 
 Writes every check to metrics/validation.json; a failed check stops the pipeline before training.
 
-Drift is measured against the reference, the data the production model was trained on. PSI
-(population stability index) per column, vectorised over the full current data: numeric columns in
-the reference's quantile bins, categorical columns by category, missing values as a bin of their
-own. Evidently's drift tests run on bounded, seeded samples and give the share of drifted columns and
-the HTML report people read; Evidently is imported only when there is a reference.
+Drift is measured against the reference, the data the production model was trained on, on every column
+it holds: the features, and the target when `promote` kept it (a shift in the classes' shares, or in the
+quantity to predict, is drift too). PSI (population stability index) per column, vectorised over the
+full current data: numeric columns in the reference's quantile bins, categorical columns by category,
+missing values as a bin of their own. Evidently's drift tests run on bounded, seeded samples and give
+the share of drifted columns and the HTML report people read; Evidently is imported only when there is
+a reference.
 """
 
 import os
@@ -156,8 +158,8 @@ def main() -> None:
     schema = load_schema(paths.contract)
     check_params(params, schema)
     frames = {"train": read_parquet(paths.train), "test": read_parquet(paths.test)}
-    checks = contract_checks(frames, schema, target)
-    current = pd.concat(frames.values(), ignore_index=True).drop(columns=[target])
+    checks = contract_checks(frames, schema, target, params.data.task)
+    current = pd.concat(frames.values(), ignore_index=True)
     checks += drift_checks(current, read_parquet(paths.reference), params.validation, paths.drift_report)
     write_json(report(checks), paths.validation)
     failures = failure_lines(checks)

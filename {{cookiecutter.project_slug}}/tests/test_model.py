@@ -4,9 +4,9 @@ import pytest
 
 from {{ cookiecutter.package_name }}.core import PipelineError
 from {{ cookiecutter.package_name }}.model import (
-    ESTIMATORS,
+    CLASSIFIERS,
+    REGRESSORS,
     CategoryCodes,
-    binary_labels,
     build_pipeline,
     make_estimator,
 )
@@ -24,21 +24,38 @@ def frame(rows: int = 60) -> pd.DataFrame:
     )
 
 
-@pytest.mark.parametrize("name", sorted(ESTIMATORS))
-def test_every_estimator_fits_through_the_same_pipeline(name):
+@pytest.mark.parametrize("name", sorted(CLASSIFIERS))
+def test_every_classifier_fits_through_the_same_pipeline(name):
     features = frame()
     labels = (features["amount"].fillna(0) > 0).astype(int).to_numpy()
-    model = build_pipeline(["amount"], ["colour"], make_estimator(name, {}, seed=0)).fit(features, labels)
+    model = build_pipeline(["amount"], ["colour"], make_estimator(name, {}, seed=0, task="binary"))
+    model.fit(features, labels)
     unseen = pd.DataFrame({"amount": [0.5], "colour": pd.Categorical(["green"])})
     assert model.predict_proba(unseen).shape == (1, 2)
 
 
+@pytest.mark.parametrize("name", sorted(REGRESSORS))
+def test_every_regressor_fits_through_the_same_pipeline(name):
+    features = frame()
+    values = features["amount"].fillna(0).to_numpy() * 3 + 1
+    model = build_pipeline(["amount"], ["colour"], make_estimator(name, {}, seed=0, task="regression"))
+    model.fit(features, values)
+    unseen = pd.DataFrame({"amount": [0.5], "colour": pd.Categorical(["green"])})
+    assert model.predict(unseen).shape == (1,)
+
+
+@pytest.mark.parametrize(("name", "task"), [("logistic_regression", "regression"), ("ridge", "multiclass")])
+def test_an_estimator_of_another_task_is_refused_with_the_choices(name, task):
+    with pytest.raises(PipelineError, match=rf"'train.estimator' is '{name}', which does not fit data.task {task}"):
+        make_estimator(name, {}, seed=0, task=task)
+
+
 def test_histogram_gradient_boosting_sees_numbers_as_they_are_missing_values_included():
     features = frame()
-    model = build_pipeline(["amount"], ["colour"], make_estimator("hist_gradient_boosting", {}, seed=0))
+    model = build_pipeline(["amount"], ["colour"], make_estimator("hist_gradient_boosting", {}, seed=0, task="binary"))
     given = model.named_steps["features"].fit_transform(features)[:, 0]
     assert np.array_equal(given, features["amount"].to_numpy(), equal_nan=True)
-    scaled = build_pipeline(["amount"], ["colour"], make_estimator("logistic_regression", {}, seed=0))
+    scaled = build_pipeline(["amount"], ["colour"], make_estimator("logistic_regression", {}, seed=0, task="binary"))
     assert not np.isnan(scaled.named_steps["features"].fit_transform(features)[:, 0]).any()
 
 
@@ -53,25 +70,14 @@ def test_category_codes_are_those_of_training_with_missing_and_unseen_labels_as_
 
 
 def test_seed_reaches_the_estimator():
-    assert make_estimator("random_forest", {"n_estimators": 5}, seed=7).get_params()["random_state"] == 7
+    assert make_estimator("random_forest", {"n_estimators": 5}, seed=7, task="binary").get_params()["random_state"] == 7
 
 
 def test_unknown_or_invalid_hyper_parameters_are_named_before_any_fit():
     with pytest.raises(PipelineError, match=r"unknown hyper-parameters \['depth'\]"):
-        make_estimator("random_forest", {"depth": 3}, seed=0)
+        make_estimator("random_forest", {"depth": 3}, seed=0, task="binary")
     with pytest.raises(PipelineError, match=r"'train.random_forest': The 'n_estimators' parameter"):
-        make_estimator("random_forest", {"n_estimators": -1}, seed=0)
-
-
-def test_binary_labels_compare_numbers_as_numbers_and_text_as_text():
-    assert binary_labels(pd.Series([0.0, 1.0, 1.0]), 1).tolist() == [0, 1, 1]
-    assert binary_labels(pd.Series(["bad", "good"], dtype="category"), "good").tolist() == [0, 1]
-
-
-@pytest.mark.parametrize("positive_class", [7, "yes"])
-def test_a_positive_class_the_data_never_holds_is_refused(positive_class):
-    with pytest.raises(PipelineError, match=r"'data.positive_class' is .* every row of 'risk' negative"):
-        binary_labels(pd.Series([0.0, 1.0, 1.0], name="risk"), positive_class)
+        make_estimator("random_forest", {"n_estimators": -1}, seed=0, task="binary")
 
 
 def test_the_learning_curve_files_are_dvclives_own(tmp_path, monkeypatch):

@@ -21,8 +21,8 @@ def test_labels_are_trimmed_merged_and_blank_ones_missing_and_rows_without_targe
 
 def test_split_is_stratified_and_seeded():
     frame = pd.DataFrame({"x": range(100), "risk": [1] * 70 + [0] * 30})
-    train, test = split(frame, "risk", test_size=0.2, seed=7)
+    train, test = split(frame, "risk", test_size=0.2, seed=7, task="binary")
     assert (len(train), len(test)) == (80, 20)
     assert test["risk"].mean() == pytest.approx(0.7)
-    again, _ = split(frame, "risk", test_size=0.2, seed=7)
+    again, _ = split(frame, "risk", test_size=0.2, seed=7, task="binary")
     assert train.index.tolist() == again.index.tolist()

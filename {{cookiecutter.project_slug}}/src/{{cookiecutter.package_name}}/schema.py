@@ -20,7 +20,7 @@ import pandas as pd
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from .core import Check, Params, PipelineError, examples, rounded, validated
+from .core import Check, Params, PipelineError, Task, examples, rounded, validated
 
 # --- Business rules
 ALLOWED_NODES = (
@@ -279,7 +279,9 @@ def check_params(params: Params, schema: Schema) -> None:
         if unknown:
             problems.append(f"'{key}' names {unknown}, not columns of {params.paths.contract} ({sorted(columns)})")
     target = columns.get(params.data.target)
-    if target is not None and target.allowed is not None:
+    if target is not None:
+        problems += _target_type_problems(params, target)
+    if target is not None and target.allowed is not None and params.data.positive_class is not None:
         allowed = {label_key(label, target.is_numeric) for label in target.allowed}
         if label_key(params.data.positive_class, target.is_numeric) not in allowed:
             problems.append(
@@ -288,6 +290,22 @@ def check_params(params: Params, schema: Schema) -> None:
             )
     if problems:
         raise PipelineError("\n  ".join(f"params.yaml: {problem}" for problem in problems))
+
+
+def _target_type_problems(params: Params, target: ColumnSpec) -> list[str]:
+    """A contract type the task cannot learn from: labels to regress, or fractions to classify."""
+    task, name, contract = params.data.task, params.data.target, params.paths.contract
+    if task == "regression" and not target.is_numeric:
+        return [
+            f"'data.task' is regression but {contract} declares the target '{name}' {target.type}: set data.task "
+            "to binary or multiclass, or declare the target numeric"
+        ]
+    if task == "multiclass" and target.type == "numeric":
+        return [
+            f"'data.task' is multiclass but {contract} declares the target '{name}' numeric (fractions): declare "
+            "it integer or categorical, or set data.task: regression"
+        ]
+    return []
 
 
 def refuse_columns_outside(schema: Schema, path: Path, names: list[str]) -> None:
@@ -333,8 +351,8 @@ def check_row_count(rows: int, schema: Schema) -> list[Check]:
     return checks
 
 
-def check_dataset(frame: pd.DataFrame, schema: Schema, target: str, label: str) -> list[Check]:
-    """Required columns and a usable target, for one named part of the data."""
+def check_dataset(frame: pd.DataFrame, schema: Schema, target: str, task: Task, label: str) -> list[Check]:
+    """Required columns and a target that fits the task, for one named part of the data."""
     missing = sorted(set(schema.columns) - set(frame.columns))
     checks = [
         Check(
@@ -355,18 +373,74 @@ def check_dataset(frame: pd.DataFrame, schema: Schema, target: str, label: str) 
                 detail="set data.target in params.yaml to the label column",
             ),
         ]
-    classes = frame[target].nunique(dropna=True)
+    return [*checks, *target_checks(frame[target], task, label)]
+
+
+def target_checks(values: pd.Series, task: Task, label: str) -> list[Check]:
+    """The target fits data.task: two classes for binary, class labels for multiclass, numbers for regression."""
+    name = str(values.name)
+    distinct = int(values.nunique(dropna=True))
+    numeric = pd.api.types.is_numeric_dtype(values)
+    if task == "binary":
+        fix = "" if distinct == 2 else f"data.task is binary; {_task_hint(distinct, numeric)}"
+        return [Check(f"{label}: target has two classes", distinct == 2, distinct, 2, column=name, detail=fix)]
+    if task == "multiclass":
+        present = values.dropna()
+        fractional = present[present != present.round()] if numeric else present.iloc[:0]
+        return [
+            Check(
+                f"{label}: target holds class labels",
+                fractional.empty,
+                len(fractional),
+                0,
+                column=name,
+                detail=""
+                if fractional.empty
+                else (
+                    f"data.task is multiclass but {len(fractional)} rows hold fractional numbers, e.g. "
+                    f"{examples(fractional)}: for a quantity set data.task: regression in params.yaml"
+                ),
+            ),
+            Check(
+                f"{label}: target has at least two classes",
+                distinct >= 2,
+                distinct,
+                2,
+                column=name,
+                detail="" if distinct >= 2 else f"data.task is multiclass; {_task_hint(distinct, numeric)}",
+            ),
+        ]
     return [
-        *checks,
         Check(
-            f"{label}: target has two classes",
-            classes == 2,
-            int(classes),
+            f"{label}: target is numeric",
+            numeric,
+            str(values.dtype),
+            "numeric",
+            column=name,
+            detail=""
+            if numeric
+            else (
+                "data.task is regression but the target holds labels: set data.task to binary or multiclass in "
+                "params.yaml, or declare the target numeric in schema.yaml"
+            ),
+        ),
+        Check(
+            f"{label}: target varies",
+            distinct >= 2,
+            distinct,
             2,
-            column=target,
-            detail="" if classes == 2 else "a binary classifier needs both classes in the data",
+            column=name,
+            detail="" if distinct >= 2 else "data.task is regression, but every row has one value: nothing to learn",
         ),
     ]
+
+
+def _task_hint(distinct: int, numeric: bool) -> str:
+    """What a target with this many distinct values needs instead."""
+    if distinct < 2:
+        return "the data holds one class: add rows of the other classes"
+    quantity = " (or data.task: regression for a quantity)" if numeric else ""
+    return f"the target has {distinct} classes: set data.task: multiclass in params.yaml{quantity}"
 
 
 def check_column(series: pd.Series, spec: ColumnSpec, label: str) -> list[Check]:
@@ -467,10 +541,10 @@ def _allowed_values(spec: ColumnSpec) -> list[float] | list[str]:
 
 
 # --- The whole contract
-def contract_checks(frames: dict[str, pd.DataFrame], schema: Schema, target: str) -> list[Check]:
+def contract_checks(frames: dict[str, pd.DataFrame], schema: Schema, target: str, task: Task) -> list[Check]:
     checks = check_row_count(sum(len(frame) for frame in frames.values()), schema)
     for label, frame in frames.items():
-        checks += check_dataset(frame, schema, target, label)
+        checks += check_dataset(frame, schema, target, task, label)
         for name, spec in schema.columns.items():
             if name in frame.columns:
                 checks += check_column(frame[name], spec, label)
