@@ -72,7 +72,7 @@ def test_a_multiclass_model_answers_the_most_probable_class_its_probability_and_
     scored = model.score(given)
     expected = model.pipeline.predict_proba(model.typed(given))
     assert scored.values.tolist() == model.pipeline.predict(model.typed(given)).tolist()
-    assert scored.classes == CLASSES
+    assert scored.classes == CLASSES and scored.probability is not None
     assert np.array_equal(scored.probability, expected.max(axis=1))
     for answer, probabilities in zip(scored.answers(), expected, strict=True):
         assert answer["probabilities"] == dict(zip(CLASSES, probabilities.tolist(), strict=True))
@@ -108,7 +108,7 @@ def test_batch_scoring_adds_the_task_s_columns(tmp_path, task, added, suffix):
     if task == "regression":
         assert np.allclose(written["prediction"], scored.values, rtol=0, atol=1e-12)
         return
-    assert written["prediction"].tolist() == scored.values.tolist()
+    assert written["prediction"].tolist() == scored.values.tolist() and scored.probabilities is not None
     assert np.allclose(written["probability_class_1"], scored.probabilities[:, 1], rtol=0, atol=1e-12)
 
 

@@ -81,7 +81,8 @@ ISO_TIMES = (
 
 # Logs before regression models stored a probability for every prediction (NOT NULL), which a regressor has
 # none of. PostgreSQL drops the constraint in place (a no-op the second time); SQLite cannot, so its table
-# is copied once into one without it (`_allow_missing_probability_sqlite`).
+# is copied once into one without it (`_allow_missing_probability_sqlite`). Another database's old log
+# needs the same statement run once by hand.
 NULLABLE_PROBABILITY = "ALTER TABLE predictions ALTER COLUMN probability DROP NOT NULL"
 
 
@@ -101,7 +102,8 @@ def _allow_missing_probability_sqlite(engine: sa.Engine) -> None:
         for index in predictions_table.indexes:  # index names are the database's: free them for the new table
             connection.exec_driver_sql(f"DROP INDEX IF EXISTS {index.name}")
         connection.execute(CreateTable(predictions_table))
-        names = ", ".join(column.name for column in predictions_table.columns)
+        quote = connection.dialect.identifier_preparer.quote  # "row" is a keyword in some databases
+        names = ", ".join(quote(column.name) for column in predictions_table.columns)
         connection.exec_driver_sql(
             f"INSERT INTO predictions ({names}) SELECT {names} FROM predictions_before_regression"
         )
@@ -161,7 +163,7 @@ def open_store(url: str) -> sa.Engine:
                     connection.execute(CreateIndex(index, if_not_exists=True))
             if engine.dialect.name == "sqlite":
                 connection.execute(sa.text(ISO_TIMES))
-            else:
+            elif engine.dialect.name == "postgresql":
                 connection.execute(sa.text(NULLABLE_PROBABILITY))
         if engine.dialect.name == "sqlite":
             _allow_missing_probability_sqlite(engine)
