@@ -1,6 +1,11 @@
 import subprocess
 
-from {{ cookiecutter.package_name }}.promote import next_version, prod_lineage
+import numpy as np
+import pandas as pd
+
+from {{ cookiecutter.package_name }}.core import load_params, sample_positions
+from {{ cookiecutter.package_name }}.promote import next_version, prod_lineage, target_strata
+from {{ cookiecutter.package_name }}.task import binary_labels
 
 
 def git(*args: str) -> None:
@@ -37,3 +42,21 @@ def test_a_rollback_returns_to_the_prod_before_and_skips_the_versions_it_undid(t
     assert prod_lineage("model") == ["v1.0.0"]
     release("v1.2.0", 4)
     assert prod_lineage("model") == ["v1.0.0", "v1.2.0"]
+
+
+def test_the_reference_is_stratified_by_class_when_classifying_and_drawn_at_random_for_a_regression(project_copy):
+    params = load_params()
+    train = pd.DataFrame({"risk": ["b", "a", "c", "a", "b", "a"] * 50, "age": np.arange(300.0)})
+    multiclass = params.model_copy(
+        update={"data": params.data.model_copy(update={"task": "multiclass", "positive_class": None})}
+    )
+    strata = target_strata(train, multiclass)
+    assert strata is not None and strata.tolist() == pd.factorize(train["risk"], sort=True)[0].tolist()
+    kept = sample_positions(len(train), 60, 0, strata)
+    assert train["risk"].iloc[kept].value_counts().to_dict() == {"a": 30, "b": 20, "c": 10}  # each class's share
+    binary = train.assign(risk=np.tile([1, 0, 0], 100))
+    assert np.array_equal(target_strata(binary, params), binary_labels(binary["risk"], params.data.positive_class))
+    regression = params.model_copy(
+        update={"data": params.data.model_copy(update={"task": "regression", "positive_class": None})}
+    )
+    assert target_strata(train.assign(risk=np.arange(300.0)), regression) is None
