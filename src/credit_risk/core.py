@@ -327,6 +327,9 @@ Positive = Annotated[float, Field(gt=0)]
 Count = Annotated[int, Field(ge=1)]
 Seed = Annotated[int, Field(ge=0)]
 Task = Literal["binary", "multiclass", "regression"]
+# Metrics where smaller is better: the gate's comparison and the report's marks turn around for them. Here, not
+# in task.py, so that the gate reads it without importing pandas and scikit-learn.
+LOWER_IS_BETTER = frozenset({"mae", "rmse", "mape", "log_loss", "latency_p50_ms", "latency_p95_ms", "latency_p99_ms"})
 
 
 class Section(BaseModel):
@@ -450,7 +453,8 @@ class GateFairness(Section):
 
 
 class GateRobustness(Section):
-    max_drop: Fraction
+    # in the robustness metric's units: a fraction for a rate or R², the target's units for a neg_* error scorer
+    max_drop: Annotated[float, Field(ge=0)]
 
 
 class Gate(Section):
