@@ -123,7 +123,7 @@ def test_no_template_syntax_is_left_in_any_file(tmp_path, ci):
     if ci == "github":
         assert "${{ github.ref }}" in (project / ci_file).read_text()
     assert "leftovers-check" in (project / "dvc.yaml").read_text()
-    assert 'leftovers-check = "leftovers_check.cli:main"' in (project / "pyproject.toml").read_text()
+    assert 'leftovers-check = "leftovers_check.cli:run"' in (project / "pyproject.toml").read_text()
 
 
 def test_first_commit_holds_everything_and_works_without_a_git_identity(tmp_path):

@@ -9,10 +9,11 @@ fails puts its last good outputs back (see `core.restore_outputs`) and says whic
 
 import argparse
 import importlib
+import os
 import sys
 import traceback
 from collections.abc import Callable
-from typing import Any
+from typing import Any, NoReturn
 
 from . import __doc__ as DESCRIPTION
 from .core import INTERNAL_ERROR, INTERRUPTED, PASSED, USER_ERROR, ChecksFailed, PipelineError
@@ -165,5 +166,20 @@ def kept_outputs(stage: str) -> str:
     return f"{stage}: kept the last good outputs: nothing it had written was changed"
 
 
+def run() -> NoReturn:
+    """The console command. A pipeline stage leaves with `os._exit` once its outputs are written and its
+    output streams flushed, skipping the interpreter's teardown: there, a native thread pool still alive
+    after reading Parquet can abort the process (SIGABRT, apache/arrow#34314) and fail a `dvc repro`
+    whose work was done. Every other command exits as usual.
+    """
+    arguments = sys.argv[1:]
+    status = main(arguments)
+    if arguments and arguments[0] in STAGES:
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(status)
+    sys.exit(status)
+
+
 if __name__ == "__main__":
-    sys.exit(main())
+    run()

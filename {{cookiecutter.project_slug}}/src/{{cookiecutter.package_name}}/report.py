@@ -642,7 +642,7 @@ def command_name() -> str:
     """This project's console command, as its pyproject.toml names it, for the 'reproduce locally' line."""
     from importlib.metadata import entry_points
 
-    target = f"{__package__}.cli:main"
+    target = f"{__package__}.cli:run"
     names = [point.name for point in entry_points(group="console_scripts") if point.value == target]
     return f"{names[0]} report" if names else f"python -m {__package__}.cli report"
 
