@@ -46,6 +46,12 @@ def test_the_shipped_params_are_valid_and_typed():
         ("gate.performance.f1_minimum", 0.8, "threshold keys are <metric>_min or <metric>_max"),
         ("train.learning_curve.folds", 1.5, "'train.learning_curve.folds' is 1.5"),
         ("trian", {"seed": 1}, "'trian' is not a known key"),
+        ("data.task", "ranking", "'data.task' is 'ranking': Input should be 'binary', 'multiclass' or 'regression'"),
+{%- if cookiecutter.task == "binary" %}
+        ("data.positive_class", ..., "a binary task needs data.positive_class"),
+{%- else %}
+        ("data.positive_class", 1, "data.positive_class is for binary tasks; remove it for data.task: {{ cookiecutter.task }}"),
+{%- endif %}
     ],
 )
 def test_a_wrong_param_is_one_line_naming_key_value_and_what_is_allowed(tmp_path, key, value, message):
@@ -60,7 +66,9 @@ def test_a_wrong_param_is_one_line_naming_key_value_and_what_is_allowed(tmp_path
     [
         ("data.target", "outcome", "'data.target' names ['outcome'], not columns of"),
         ("evaluate.fairness.sensitive", ["gender"], "'evaluate.fairness.sensitive' names ['gender']"),
+{%- if cookiecutter.task == "binary" %}
         ("data.positive_class", 7, "'data.positive_class' is 7, not one of the allowed values [0, 1]"),
+{%- endif %}
     ],
 )
 def test_params_that_name_columns_or_labels_must_match_the_contract(tmp_path, key, value, message):
