@@ -1,5 +1,6 @@
-"""Drop what the answers exclude, put the sample data in DVC's cache (with a remote) or in git (without
-one), record the template's source for `cruft`, make the first commit.
+"""Drop what the answers exclude (other CI services' files, other tasks' example data), put the sample
+data in DVC's cache (with a remote) or in git (without one), record the template's source for `cruft`,
+make the first commit.
 
 Runs with the standard library only: cookiecutter's environment need not have DVC or network.
 """
@@ -20,6 +21,13 @@ EXCLUDED_BY_CI = {
     "gitlab": [".github"],
     "none": [".github", *GITLAB_ONLY],
 }
+
+
+def other_tasks_data() -> list[str]:
+    """The example data (CSV and .dvc file) of the tasks not chosen: the project keeps only its own."""
+    chosen = ANSWERS["_example_data"][ANSWERS["task"]]
+    others = [name for name in ANSWERS["_example_data"].values() if name != chosen]
+    return [f"data/raw/{name}{suffix}" for name in others for suffix in ("", ".dvc")]
 
 
 def remove(relative_path: str) -> None:
@@ -122,7 +130,7 @@ def first_commit() -> None:
 
 
 if __name__ == "__main__":
-    for excluded in EXCLUDED_BY_CI[ANSWERS["ci"]]:
+    for excluded in [*EXCLUDED_BY_CI[ANSWERS["ci"]], *other_tasks_data()]:
         remove(excluded)
     if ANSWERS["dvc_remote"]:
         seed_dvc_cache()

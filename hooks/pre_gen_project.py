@@ -9,6 +9,7 @@ ANSWERS = json.loads({{ cookiecutter | jsonify | tojson }})
 
 SUPPORTED_PYTHON = ("3.11", "3.12")
 CHOICES = {
+    "task": ("binary", "multiclass", "regression"),
     "ci": ("github", "gitlab", "none"),
     "init_git": ("yes", "no"),
     "license": ("MIT", "Apache-2.0", "BSD-3-Clause", "proprietary"),

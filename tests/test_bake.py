@@ -5,13 +5,16 @@ import os
 import re
 import subprocess
 import tomllib
+import typing
 from pathlib import Path
 
 import pytest
 import yaml
-from tools.bakery import TEMPLATE, VENV_BIN, bake, bake_project, isolated_env
+from tools.bakery import TEMPLATE, VENV_BIN, Answers, bake, bake_project, isolated_env, replay_file
 
 TEMPLATE_DIR = TEMPLATE / "{{cookiecutter.project_slug}}"
+COOKIECUTTER = json.loads((TEMPLATE / "cookiecutter.json").read_text())
+EXAMPLE_DATA = COOKIECUTTER["_example_data"]  # task -> its sample's file name under data/raw/
 CI_FILES = {
     "github": [".github"],
     "gitlab": [".gitlab-ci.yml", "renovate.json", "requirements-gitlab.in", "requirements-gitlab.lock"],
@@ -28,7 +31,7 @@ MUST_HAVE = [
     ".dvcignore",
     ".gitignore",
     "data/README.md",
-    "data/raw/german_credit.csv",
+    "data/raw/{raw}",
     "src/{package}/cli.py",
     "src/{package}/preprocess.py",
     "src/{package}/validate.py",
@@ -47,16 +50,22 @@ def files_under(root: Path) -> set[str]:
     }
 
 
-DVC_SAMPLE = {"data/raw/german_credit.csv.dvc", "data/raw/.gitignore"}  # with a remote: the sample is DVC's
-SEEDED_CACHE = ".dvc/cache/files/md5/da/7564a937d71ee3f028b0b9e7754d8f"
+def seeded_cache(raw: str) -> str:
+    """Where `dvc add` would have put the sample in DVC's cache: its md5 as its .dvc file records it."""
+    recorded = yaml.safe_load((TEMPLATE_DIR / "data" / "raw" / f"{raw}.dvc").read_text())["outs"][0]["md5"]
+    return f".dvc/cache/files/md5/{recorded[:2]}/{recorded[2:]}"
 
 
-def expected_files(slug: str, package: str, ci: str, remote: bool) -> set[str]:
-    """The template's files with their names rendered, less those the ci and remote answers exclude."""
+def expected_files(package: str, ci: str, remote: bool, task: str = "binary") -> set[str]:
+    """The template's files with their names rendered, less those the ci, task and remote answers exclude."""
     rendered = {name.replace("{{cookiecutter.package_name}}", package) for name in files_under(TEMPLATE_DIR)}
     excluded = [path for choice, paths in CI_FILES.items() if choice != ci for path in paths]
+    excluded += [f"data/raw/{raw}{suffix}" for raw in EXAMPLE_DATA.values() for suffix in ("", ".dvc")]
     kept = {name for name in rendered if not any(name == ex or name.startswith(ex + "/") for ex in excluded)}
-    return (kept | {".cruft.json", SEEDED_CACHE}) if remote else (kept - DVC_SAMPLE) | {".cruft.json"}
+    raw = EXAMPLE_DATA[task]
+    if remote:  # the sample is DVC's
+        return kept | {f"data/raw/{raw}", f"data/raw/{raw}.dvc", ".cruft.json", seeded_cache(raw)}
+    return (kept - {"data/raw/.gitignore"}) | {f"data/raw/{raw}", ".cruft.json"}
 
 
 @pytest.mark.parametrize(
@@ -71,18 +80,28 @@ def expected_files(slug: str, package: str, ci: str, remote: bool) -> set[str]:
         ({"project_name": "Churn", "ci": "none"}, "churn", "churn"),
         ({"project_name": "Fraud", "package_name": "fraud_model", "python_version": "3.12"}, "fraud", "fraud_model"),
         ({"project_name": "Shared", "dvc_remote": "s3://team-bucket/ml"}, "shared", "shared"),
+        ({"task": "multiclass"}, "wine-cultivar", "wine_cultivar"),
+        ({"task": "regression", "dvc_remote": "s3://team-bucket/ml"}, "diabetes-progression", "diabetes_progression"),
     ],
-    ids=["defaults", "spaces-capitals-gitlab-nogit", "ci-none", "package-override", "remote"],
+    ids=[
+        "defaults",
+        "spaces-capitals-gitlab-nogit",
+        "ci-none",
+        "package-override",
+        "remote",
+        "multiclass",
+        "regression",
+    ],
 )
-def test_bake_gives_exactly_the_expected_files(tmp_path, answers, slug, package):
+def test_bake_gives_exactly_the_expected_files(tmp_path: Path, answers: Answers, slug: str, package: str) -> None:
     result = bake(tmp_path / "out", **answers)
     assert result.returncode == 0, result.stderr
     project = tmp_path / "out" / slug
-    ci = answers.get("ci", "github")
+    ci, task = answers.get("ci", "github"), answers.get("task", "binary")
     actual = files_under(project)
-    assert actual == expected_files(slug, package, ci, remote=bool(answers.get("dvc_remote")))
+    assert actual == expected_files(package, ci, remote=bool(answers.get("dvc_remote")), task=task)
     for name in MUST_HAVE:
-        assert name.format(package=package) in actual
+        assert name.format(package=package, raw=EXAMPLE_DATA[task]) in actual
     assert (project / ".git").exists() == (answers.get("init_git", "yes") == "yes")
 
 
@@ -120,12 +139,17 @@ def test_first_commit_holds_everything_and_works_without_a_git_identity(tmp_path
     assert {"dvc.yaml", ".dvc/config", "data/raw/german_credit.csv"} <= tracked  # no remote: the sample is git's
 
 
-def test_with_a_remote_the_sample_is_dvcs_and_its_seeded_cache_matches_the_commit(tmp_path):
-    project = bake_project(tmp_path, dvc_remote="s3://team-bucket/ml")
+@pytest.mark.parametrize("task", sorted(EXAMPLE_DATA))
+def test_with_a_remote_the_sample_is_dvcs_and_its_seeded_cache_matches_the_commit(tmp_path, task):
+    project = bake_project(tmp_path, task=task, dvc_remote="s3://team-bucket/ml")
+    raw = f"data/raw/{EXAMPLE_DATA[task]}"
     tracked = set(project.git("ls-files").stdout.split())
-    assert "data/raw/german_credit.csv.dvc" in tracked and "data/raw/german_credit.csv" not in tracked
-    status = json.loads(project.dvc("status", "--json").stdout)
-    assert "data/raw/german_credit.csv.dvc" not in status
+    assert f"{raw}.dvc" in tracked and raw not in tracked
+    assert not [
+        name for name in tracked if name.startswith("data/raw/") and name not in (f"{raw}.dvc", "data/raw/.gitignore")
+    ]
+    status = json.loads(project.dvc("status", "--json").stdout)  # DVC's own hash of the file agrees with its .dvc
+    assert f"{raw}.dvc" not in status
     assert project.dvc("data", "status", "--json").returncode == 0
 
 
@@ -140,6 +164,7 @@ def test_with_a_remote_the_sample_is_dvcs_and_its_seeded_cache_matches_the_commi
         ({"python_version": "2.7"}, "choices are ['3.11', '3.12']"),
         ({"ci": "jenkins"}, "choices are ['github', 'gitlab', 'none']"),
         ({"license": "GPL"}, "choices are ['MIT', 'Apache-2.0', 'BSD-3-Clause', 'proprietary']"),
+        ({"task": "ranking"}, "choices are ['binary', 'multiclass', 'regression']"),
         ({"dvc_remote": "http://bucket"}, "dvc_remote 'http://bucket' is not an S3 URL"),
         (
             {"dvc_remote": "s3://ok-bucket", "dvc_remote_endpoint_url": "http://key:secret@host"},
@@ -157,6 +182,27 @@ def test_bad_answers_are_refused_with_a_message_and_leave_nothing(tmp_path, answ
         assert "Traceback" not in result.stderr
     left = [str(path.relative_to(output)) for path in output.rglob("*") if path.is_file()]
     assert left == []
+
+
+def test_a_wrong_task_in_recorded_answers_is_refused_by_the_hook_in_one_line(tmp_path):
+    """A replayed or hand-edited answer file skips cookiecutter's choice check: the pre-generation hook refuses."""
+    assert bake(tmp_path / "first", init_git="no").returncode == 0
+    recorded = json.loads(replay_file(tmp_path / "first").read_text())
+    recorded["cookiecutter"]["task"] = "ranking"
+    answers = tmp_path / "answers.json"
+    answers.write_text(json.dumps(recorded))
+    result = bake(tmp_path / "out", replay=answers)
+    assert result.returncode != 0
+    assert "error: task 'ranking' is not one of binary, multiclass, regression\n" in result.stderr
+    assert not (tmp_path / "out").exists() or not any((tmp_path / "out").iterdir())
+
+
+def test_the_typed_answers_are_cookiecutter_jsons_prompts():
+    """tools.bakery.Answers types every prompt of cookiecutter.json, and the task's type lists its choices."""
+    prompts = {key for key in COOKIECUTTER if not key.startswith("_")}
+    typed = typing.get_type_hints(Answers)
+    assert set(typed) == prompts
+    assert list(typing.get_args(typed["task"])) == COOKIECUTTER["task"] == list(EXAMPLE_DATA)
 
 
 @pytest.mark.parametrize(

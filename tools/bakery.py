@@ -13,7 +13,7 @@ import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TypedDict, Unpack
+from typing import Literal, TypedDict, Unpack
 
 import yaml
 
@@ -181,9 +181,13 @@ def isolated_env(scratch: Path) -> dict[str, str]:
     return env
 
 
+Task = Literal["binary", "multiclass", "regression"]
+
+
 class Answers(TypedDict, total=False):
     """Answers to cookiecutter.json's prompts; a bake takes the default of each one left out."""
 
+    task: Task
     project_name: str
     project_slug: str
     package_name: str
@@ -199,20 +203,28 @@ class Answers(TypedDict, total=False):
 
 
 def bake(
-    output_dir: Path, env: dict[str, str] | None = None, template: Path = TEMPLATE, **answers: Unpack[Answers]
+    output_dir: Path,
+    env: dict[str, str] | None = None,
+    template: Path = TEMPLATE,
+    replay: Path | None = None,
+    **answers: Unpack[Answers],
 ) -> subprocess.CompletedProcess[str]:
-    """Run the real cookiecutter command line, without prompts, into `output_dir`."""
+    """Run the real cookiecutter command line, without prompts, into `output_dir`.
+
+    With `replay`, the answers are those of that replay file, as cookiecutter recorded them, unchecked
+    by cookiecutter's prompts: only the template's own hooks stand between them and the files.
+    """
     output_dir.mkdir(parents=True, exist_ok=True)
     scratch = output_dir.parent / f"{output_dir.name}-scratch"
     env = env or isolated_env(scratch)
     config = scratch / "cookiecutter.yaml"
     config.parent.mkdir(parents=True, exist_ok=True)
     config.write_text(f"replay_dir: {scratch / 'replay'}\ncookiecutters_dir: {scratch / 'cookiecutters'}\n")
-    extra = [f"{key}={value}" for key, value in answers.items()]
+    extra = ["--replay-file", str(replay)] if replay else [f"{key}={value}" for key, value in answers.items()]
     return subprocess.run(
         [
             str(VENV_BIN / "cookiecutter"),
-            "--no-input",
+            *([] if replay else ["--no-input"]),
             "--config-file",
             str(config),
             "--output-dir",
@@ -224,6 +236,11 @@ def bake(
         capture_output=True,
         text=True,
     )
+
+
+def replay_file(output_dir: Path, template: Path = TEMPLATE) -> Path:
+    """The answers cookiecutter recorded for the last bake into `output_dir`."""
+    return output_dir.parent / f"{output_dir.name}-scratch" / "replay" / f"{template.name}.json"
 
 
 def make_project(path: Path, scratch: Path) -> Project:

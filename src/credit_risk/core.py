@@ -327,6 +327,9 @@ Positive = Annotated[float, Field(gt=0)]
 Count = Annotated[int, Field(ge=1)]
 Seed = Annotated[int, Field(ge=0)]
 Task = Literal["binary", "multiclass", "regression"]
+# Metrics where smaller is better: the gate's comparison and the report's marks turn around for them. Here, not
+# in task.py, so that the gate reads it without importing pandas and scikit-learn.
+LOWER_IS_BETTER = frozenset({"mae", "rmse", "mape", "log_loss", "latency_p50_ms", "latency_p95_ms", "latency_p99_ms"})
 
 
 class Section(BaseModel):

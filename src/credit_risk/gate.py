@@ -2,9 +2,13 @@
 
 Checks, each configured in params.yaml's `gate` section:
 - performance: every `<metric>_min` / `<metric>_max` against the metrics evaluate wrote;
-- comparison: the candidate's metric is at least `min_ratio` of the production model's (the baseline);
+- comparison: the candidate keeps at least `min_ratio` of the production model's (the baseline's) quality:
+  its metric is at least ratio x production's, or, for a metric where lower is better (an error, a loss,
+  a latency: `core.LOWER_IS_BETTER`), at most production's / ratio;
 - data_quality: no column's missing rate exceeds `missing_rate_max`;
-- fairness: the largest group gap is at most `max_gap`; robustness: the largest drop at most `max_drop`.
+- fairness: the largest group gap is at most `max_gap` (a rate for a classifier; for a regressor, the
+  largest gap between groups' mean absolute errors, in the target's units); robustness: the largest drop
+  at most `max_drop`.
 Any failed check fails `dvc repro`, one line per check.
 """
 
@@ -12,6 +16,7 @@ from typing import Any
 
 from .core import (
     GATE_FAILED,
+    LOWER_IS_BETTER,
     PASSED,
     Check,
     CheckReport,
@@ -60,18 +65,17 @@ def comparison_check(settings: Comparison, metrics: dict[str, Any], baseline: Pr
     """The candidate against the production model; with no production model yet, it passes and says so."""
     metric, ratio = settings.metric, settings.min_ratio
     value = known_metric(metrics, metric, "gate.comparison.metric")
-    name = f"comparison: {metric} >= {ratio} x production"
+    lower_is_better = metric in LOWER_IS_BETTER
+    if lower_is_better:
+        name = f"comparison: {metric} <= production / {ratio} (lower is better)"
+    else:
+        name = f"comparison: {metric} >= {ratio} x production"
     production = None if baseline is None else baseline.metrics.get(metric)
     if baseline is None or production is None:
         return Check(name, True, value, None, detail="no baseline: no model has been promoted yet")
-    floor = rounded(ratio * production)
-    return Check(
-        name,
-        value is not None and value >= floor,
-        value,
-        floor,
-        detail=f"production {baseline.version} has {metric} {production}",
-    )
+    limit = rounded(production / ratio if lower_is_better else ratio * production)
+    holds = value is not None and (value <= limit if lower_is_better else value >= limit)
+    return Check(name, holds, value, limit, detail=f"production {baseline.version} has {metric} {production}")
 
 
 def data_quality_checks(settings: DataQuality, validation: CheckReport) -> list[Check]:

@@ -13,15 +13,22 @@ from fairlearn.metrics import (
     selection_rate,
     true_positive_rate,
 )
+from sklearn import metrics as skm
+from sklearn.impute import SimpleImputer
+from sklearn.linear_model import Ridge
+from sklearn.pipeline import Pipeline, make_pipeline
 
-from {{ cookiecutter.package_name }}.core import Robustness
+from {{ cookiecutter.package_name }}.core import PipelineError, Robustness, sample_positions
 from {{ cookiecutter.package_name }}.evaluate import (
     MISSING_GROUP,
     add_numeric_noise,
+    class_fairness,
+    error_fairness,
     fairness_report,
     group_fairness,
     inject_missing,
     robustness_report,
+    robustness_scorer,
     swap_categories,
     within_rules,
 )
@@ -39,9 +46,9 @@ CONTRACT = Schema(
 def test_equal_treatment_has_no_gap_and_unequal_treatment_shows_it():
     y_true = np.array([1, 0] * 50)
     groups = pd.DataFrame({"sex": ["f"] * 50 + ["m"] * 50})
-    fair = fairness_report(y_true, y_true, groups, ["sex"])
+    fair = fairness_report("binary", y_true, y_true, groups, ["sex"], [0, 1])
     assert fair["max_gap"] == 0.0
-    biased = fairness_report(y_true, np.array([0] * 50 + [1] * 50), groups, ["sex"])
+    biased = fairness_report("binary", y_true, np.array([0] * 50 + [1] * 50), groups, ["sex"], [0, 1])
     assert biased["by_column"]["sex"]["demographic_parity_difference"] == pytest.approx(1.0)
     assert biased["by_column"]["sex"]["groups"]["m"] == {
         "rows": 50,
@@ -55,7 +62,7 @@ def test_gaps_are_fairlearns_own_measures():
     rng = np.random.default_rng(3)
     y_true, y_pred = rng.integers(0, 2, 500), rng.integers(0, 2, 500)
     frame = pd.DataFrame({"group": rng.choice(["a", "b", "c"], 500, p=[0.5, 0.3, 0.2])})
-    gaps = fairness_report(y_true, y_pred, frame, ["group"])["by_column"]["group"]
+    gaps = fairness_report("binary", y_true, y_pred, frame, ["group"], [0, 1])["by_column"]["group"]
     expected_parity = demographic_parity_difference(y_true, y_pred, sensitive_features=frame["group"])
     expected_odds = equalized_odds_difference(y_true, y_pred, sensitive_features=frame["group"])
     assert gaps["demographic_parity_difference"] == pytest.approx(expected_parity, abs=1e-6)
@@ -170,7 +177,7 @@ def test_awkward_groups_together_match_fairlearn_and_the_report_takes_the_larges
     y_true[(groups == "c").to_numpy()] = 1  # no actual negatives in c
     groups[299], y_true[299] = "single", 0
     frame = pd.DataFrame({"group": groups, "sex": pd.Categorical(rng.choice(["female", "male"], 300))})
-    report = fairness_report(y_true, y_pred, frame, ["group", "sex"])
+    report = fairness_report("binary", y_true, y_pred, frame, ["group", "sex"], [0, 1])
     for column in ("group", "sex"):
         assert_same_figures(report["by_column"][column], fairlearn_figures(y_true, y_pred, frame[column]))
     gaps = [figure for column in report["by_column"].values() for name, figure in column.items() if name != "groups"]
@@ -212,7 +219,7 @@ def test_largest_drop_is_reported():
     settings = Robustness(metric="roc_auc", seed=0, noise_scale=0.1, missing_rate=0.5, swap_rate=0.5, max_rows=1000)
     labels = np.zeros(len(FEATURES))
     score = lambda frame, _: 1.0 - frame.isna().mean().mean()  # noqa: E731
-    report = robustness_report(score, FEATURES, labels, settings, seed=0, schema=CONTRACT)
+    report = robustness_report(score, FEATURES, labels, settings, seed=0, schema=CONTRACT, stratified=True)
     assert report["clean"] == 1.0
     assert report["max_drop"] == report["drop"]["missing_values"] > 0.3
 
@@ -226,9 +233,119 @@ def test_a_large_test_set_is_perturbed_on_a_seeded_sample_with_its_own_labels():
         calls.append((frame.index.tolist(), frame_labels.tolist()))
         return 1.0
 
-    robustness_report(score, FEATURES, labels, settings, seed=0, schema=CONTRACT)
-    robustness_report(score, FEATURES, labels, settings, seed=0, schema=CONTRACT)
+    robustness_report(score, FEATURES, labels, settings, seed=0, schema=CONTRACT, stratified=True)
+    robustness_report(score, FEATURES, labels, settings, seed=0, schema=CONTRACT, stratified=True)
     rows, clean_labels = calls[0]
     assert len(rows) == 50 and clean_labels == [labels[FEATURES.index.get_loc(row)] for row in rows]
     assert sum(clean_labels) == 25  # stratified: half the rows are positive, as in the full set
     assert all(call == calls[0] for call in calls)
+
+
+def one_vs_rest_gaps(y_true: np.ndarray, y_pred: np.ndarray, groups: np.ndarray, label: str) -> tuple[float, float]:
+    """Demographic parity and equalized odds differences of one class against the rest, computed directly."""
+    selection, true_positive, false_positive = [], [], []
+    for group in np.unique(groups):
+        rows = groups == group
+        actual, predicted = y_true[rows] == label, y_pred[rows] == label
+        selection.append(predicted.mean())
+        true_positive.append(predicted[actual].mean())
+        false_positive.append(predicted[~actual].mean())
+    spread = lambda rates: max(rates) - min(rates)  # noqa: E731
+    return spread(selection), max(spread(true_positive), spread(false_positive))
+
+
+def test_multiclass_fairness_is_each_class_against_the_rest_and_the_largest_gap_over_classes():
+    rng = np.random.default_rng(11)
+    classes = ["class_0", "class_1", "class_2"]
+    y_true, y_pred = rng.choice(classes, 600).astype(object), rng.choice(classes, 600).astype(object)
+    groups = rng.choice(["f", "m"], 600)
+    frame = pd.DataFrame({"sex": groups})
+    report = fairness_report("multiclass", y_true, y_pred, frame, ["sex"], classes)
+    column = report["by_column"]["sex"]
+    expected = {label: one_vs_rest_gaps(y_true, y_pred, groups, label) for label in classes}
+    for label, (parity, odds) in expected.items():
+        ours = column["by_class"][label]
+        assert ours["demographic_parity_difference"] == pytest.approx(parity, abs=1e-6), label
+        assert ours["equalized_odds_difference"] == pytest.approx(odds, abs=1e-6), label
+        assert ours["groups"]["f"]["rows"] == int((groups == "f").sum())
+    assert column["demographic_parity_difference"] == pytest.approx(max(p for p, _ in expected.values()), abs=1e-6)
+    assert column["equalized_odds_difference"] == pytest.approx(max(o for _, o in expected.values()), abs=1e-6)
+    assert report["max_gap"] == max(column["demographic_parity_difference"], column["equalized_odds_difference"])
+    json.dumps(report, allow_nan=False)
+
+
+def test_a_class_one_group_lacks_has_no_rate_there_and_no_nan():
+    y_true = np.array(["a", "b", "c", "a", "b", "a"], dtype=object)
+    y_pred = np.array(["a", "b", "b", "a", "c", "b"], dtype=object)
+    groups = pd.Series(["f", "f", "f", "m", "m", "m"])  # no actual c among m
+    report = class_fairness(y_true, y_pred, groups, ["a", "b", "c"])
+    assert report["by_class"]["c"]["groups"]["m"]["true_positive_rate"] is None
+    json.dumps(report, allow_nan=False)
+
+
+def test_regression_fairness_is_the_gap_between_groups_mean_absolute_errors():
+    rng = np.random.default_rng(12)
+    y_true = rng.normal(100, 30, 300)
+    groups = pd.Series(rng.choice(np.array(["1", "2", None], dtype=object), 300, p=[0.5, 0.4, 0.1]), dtype="object")
+    y_pred = y_true + rng.normal(0, 5, 300) + np.where(groups == "2", 10.0, 0.0)  # group 2 predicted worse
+    ours = error_fairness(y_true, y_pred, groups)
+    named = groups.fillna(MISSING_GROUP).to_numpy()
+    expected = {
+        group: skm.mean_absolute_error(y_true[named == group], y_pred[named == group]) for group in np.unique(named)
+    }
+    assert set(ours["groups"]) == set(expected) == {"1", "2", MISSING_GROUP}
+    for group, mae in expected.items():
+        assert ours["groups"][group] == {"rows": int((named == group).sum()), "mae": pytest.approx(mae, abs=1e-6)}
+    assert ours["mae_gap"] == pytest.approx(max(expected.values()) - min(expected.values()), abs=1e-6)
+    report = fairness_report("regression", y_true, y_pred, pd.DataFrame({"sex": groups}), ["sex"], [])
+    assert report["max_gap"] == ours["mae_gap"] > 5  # in the target's units, not a rate
+    assert error_fairness(y_true, y_pred, pd.Series(["1"] * 300))["mae_gap"] == 0.0
+
+
+NUMERIC_CONTRACT = Schema(
+    columns={"x": ColumnSpec(type="numeric", nullable=True), "z": ColumnSpec(type="numeric", nullable=True)}
+)
+
+
+def regression_model() -> tuple[Pipeline, pd.DataFrame, np.ndarray]:
+    rng = np.random.default_rng(13)
+    features = pd.DataFrame({"x": rng.normal(0, 1, 400), "z": rng.normal(0, 1, 400)})
+    target = 3 * features["x"].to_numpy() - 2 * features["z"].to_numpy() + rng.normal(0, 0.5, 400)
+    model = make_pipeline(SimpleImputer(), Ridge()).fit(features, target)
+    return model, features, target
+
+
+@pytest.mark.parametrize("metric", ["r2", "neg_mean_absolute_error"])
+def test_robustness_of_a_regression_model_is_the_drop_of_its_scorer_on_an_unstratified_sample(metric):
+    model, features, target = regression_model()
+    settings = Robustness(metric=metric, seed=0, noise_scale=0.5, missing_rate=0.3, swap_rate=0.1, max_rows=300)
+    score = robustness_scorer(metric, "regression")
+    report = robustness_report(
+        lambda frame, labels: score(model, frame, labels),
+        features,
+        target,
+        settings,
+        seed=0,
+        schema=NUMERIC_CONTRACT,
+        stratified=False,
+    )
+    kept = sample_positions(len(features), 300, 0)
+    predicted = model.predict(features.iloc[kept])
+    clean = {
+        "r2": skm.r2_score(target[kept], predicted),
+        "neg_mean_absolute_error": -skm.mean_absolute_error(target[kept], predicted),
+    }[metric]
+    assert report["clean"] == pytest.approx(clean, abs=1e-6)
+    for name, drop in report["drop"].items():
+        assert drop == pytest.approx(report["clean"] - report["perturbed"][name], abs=1e-5)
+    assert report["drop"]["numeric_noise"] > 0 and report["drop"]["missing_values"] > 0  # worse, for either sign
+    assert report["drop"]["category_swap"] == 0.0  # no categorical column to swap
+    assert report["max_drop"] == max(report["drop"].values())
+
+
+def test_a_scorer_that_does_not_suit_the_task_is_a_clear_error():
+    model, features, target = regression_model()
+    with pytest.raises(PipelineError, match=r"'evaluate.robustness.metric' 'roc_auc' failed on this regression model"):
+        robustness_scorer("roc_auc", "regression")(model, features, target)
+    with pytest.raises(PipelineError, match=r"'evaluate.robustness.metric' is 'auc_roc', not a scikit-learn scorer"):
+        robustness_scorer("auc_roc", "regression")

@@ -1,13 +1,17 @@
 """Stage 4: score the saved model on the test split: quality, latency, fairness, robustness, plots.
 
-Quality measures are pure functions of labels, scores and a fitted model.
+Everything follows `data.task` (binary, multiclass or regression); the metric names per task are listed
+in `binary_metrics`, `multiclass_metrics` and `regression_metrics`. Quality measures are pure functions
+of labels, predictions and a fitted model. A figure a task's data leaves undefined (ROC AUC without both
+classes, MAPE with a true value of 0) is null, with the reason under "undefined": never a NaN.
 
-Fairness, for each sensitive column: selection rate, true and false positive rates per group, the
-demographic parity difference (largest gap in selection rate) and the equalized odds difference (the
-larger of the largest gaps in true and false positive rate). These are fairlearn's definitions, and
-the project's tests check the figures against fairlearn's own functions; they are computed here with
-one pandas group-by, because fairlearn's MetricFrame walks the rows in Python. Awkward groups, and
-where this differs from fairlearn on purpose:
+Fairness of a classifier, for each sensitive column: selection rate, true and false positive rates per
+group, the demographic parity difference (largest gap in selection rate) and the equalized odds
+difference (the larger of the largest gaps in true and false positive rate); a multiclass model is judged
+one class against the rest, for every class, and each gap is the largest over its classes. These are
+fairlearn's definitions, and the project's tests check the figures against fairlearn's own functions;
+they are computed here with one pandas group-by, because fairlearn's MetricFrame walks the rows in
+Python. Awkward groups, and where this differs from fairlearn on purpose:
 - Missing values in a sensitive column form a group of their own, named "missing" (fairlearn refuses
   them; replacing them with a label, as here, is what it asks for).
 - A group with no actual positives has no true positive rate, and one with no actual negatives no
@@ -18,14 +22,18 @@ where this differs from fairlearn on purpose:
   equals fairlearn's figure whenever every rate is defined. A gap needs two groups with the rate; with
   fewer it is 0. No figure is ever NaN, which JSON cannot hold.
 - A group of one row is kept: its rates are exact for that row, and the gate reads the gap as it is.
+Fairness of a regressor: each group's mean absolute error, and the gap between the largest and the
+smallest, in the target's units.
 
 Robustness: how much quality drops when the input is perturbed as real data drifts or breaks. Three
 seeded perturbations of the test features: Gaussian noise on numeric columns (scaled to each
-column's spread), values blanked to missing, and categories swapped for another seen category.
+column's spread), values blanked to missing, and categories swapped for another seen category. The
+drop is the scorer's clean value minus its perturbed value: scikit-learn's scorers are all greater-is-
+better (errors are negated, `neg_mean_absolute_error`), so a positive drop is a loss for every metric.
 """
 
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import numpy as np
@@ -38,42 +46,145 @@ from threadpoolctl import threadpool_limits
 from .core import PipelineError, Robustness, load_params, read_parquet, rounded, sample_positions, write_json
 from .model import load_model
 from .schema import Schema, check_params, load_schema, parse_rule, rule_holds
-from .task import binary_labels
+from .task import MAIN_METRIC, Predictions, Task, encode_target, is_classification, predict
 
 # --- Quality
 CURVE_POINTS = 101
 WARMUP_CALLS = 10  # untimed single-row calls before timing: first calls pay for lazy set-up
+HEADLINE: dict[Task, tuple[str, ...]] = {  # the metrics the stage's summary line names
+    "binary": ("accuracy", "f1", "roc_auc"),
+    "multiclass": ("accuracy", "f1_macro", "roc_auc_ovr"),
+    "regression": ("mae", "rmse", "r2"),
+}
 
 
-def classification_metrics(y_true: np.ndarray, y_score: np.ndarray, threshold: float) -> dict[str, Any]:
-    """Accuracy, precision, recall, F1, ROC AUC and the confusion counts for 0/1 labels.
+def binary_metrics(y_true: np.ndarray, y_score: np.ndarray, threshold: float) -> dict[str, Any]:
+    """Binary (0/1 labels, the positive class's probability): accuracy, precision, recall, F1 (of the
+    positive class, and macro and weighted over both), ROC AUC, average precision, log loss, the
+    confusion counts and `per_class`.
 
-    The ranking measures (ROC AUC, average precision) are undefined when the labels hold one class:
-    they are then null, with the reason under "undefined", never a NaN that JSON cannot hold.
+    The ranking measures (ROC AUC, average precision) are undefined when the labels hold one class.
     """
     y_pred = (y_score >= threshold).astype(int)
-    tn, fp, fn, tp = skm.confusion_matrix(y_true, y_pred, labels=[0, 1]).ravel()
+    labels = [0, 1]
+    tn, fp, fn, tp = skm.confusion_matrix(y_true, y_pred, labels=labels).ravel()
     values = {
         "accuracy": skm.accuracy_score(y_true, y_pred),
         "precision": skm.precision_score(y_true, y_pred, zero_division=0),
         "recall": skm.recall_score(y_true, y_pred, zero_division=0),
         "f1": skm.f1_score(y_true, y_pred, zero_division=0),
+        **averaged_f1(y_true, y_pred, labels),
+        "log_loss": skm.log_loss(y_true, y_score, labels=labels),
     }
     ranked = len(np.unique(y_true)) == 2
     if ranked:
         values["roc_auc"] = skm.roc_auc_score(y_true, y_score)
         values["average_precision"] = skm.average_precision_score(y_true, y_score)
     undefined = {} if ranked else dict.fromkeys(("roc_auc", "average_precision"), "the test labels hold one class")
-    figures = {name: rounded(value) for name, value in values.items()}
     return {
-        **figures,
-        **dict.fromkeys(undefined),
-        **({"undefined": undefined} if undefined else {}),
+        **figures(values, undefined),
+        "per_class": per_class(y_true, y_pred, labels),
         "true_negatives": int(tn),
         "false_positives": int(fp),
         "false_negatives": int(fn),
         "true_positives": int(tp),
         "rows": int(len(y_true)),
+    }
+
+
+def multiclass_metrics(y_true: np.ndarray, predictions: Predictions) -> dict[str, Any]:
+    """Multiclass (class labels as text): accuracy, F1 (macro and weighted), precision and recall (macro),
+    one-vs-rest ROC AUC (macro), log loss, `per_class` and each class's share of the predictions.
+
+    Every average runs over the model's classes, so a class the test split lacks still counts (as 0 where
+    it has no rows); one-vs-rest ROC AUC is then undefined, as it is for any class without positives.
+    """
+    classes = list(predictions.classes)
+    probabilities = np.asarray(predictions.probabilities)
+    unseen = sorted(set(y_true) - set(classes))
+    if unseen:
+        raise PipelineError(
+            f"the test split holds classes {unseen} the model never saw in training: run `dvc repro` from "
+            "preprocess, whose split keeps every class on both sides"
+        )
+    y_pred = predictions.values
+    values = {
+        "accuracy": skm.accuracy_score(y_true, y_pred),
+        **averaged_f1(y_true, y_pred, classes),
+        "precision_macro": skm.precision_score(y_true, y_pred, labels=classes, average="macro", zero_division=0),
+        "recall_macro": skm.recall_score(y_true, y_pred, labels=classes, average="macro", zero_division=0),
+        "log_loss": skm.log_loss(y_true, probabilities, labels=classes),
+    }
+    absent = [label for label in classes if label not in set(y_true)]
+    undefined = {"roc_auc_ovr": f"the test labels lack classes {absent}"} if absent else {}
+    if not absent:
+        values["roc_auc_ovr"] = skm.roc_auc_score(
+            y_true, probabilities, multi_class="ovr", average="macro", labels=classes
+        )
+    predicted = pd.Series(y_pred).value_counts()
+    return {
+        **figures(values, undefined),
+        "per_class": per_class(y_true, y_pred, classes),
+        "predicted_share": {str(label): rounded(predicted.get(label, 0) / len(y_pred)) for label in classes},
+        "rows": int(len(y_true)),
+    }
+
+
+def regression_metrics(y_true: np.ndarray, y_pred: np.ndarray) -> dict[str, Any]:
+    """Regression: MAE, RMSE, R², MAPE (a fraction, not a percentage), and the predictions' mean and spread.
+
+    MAPE divides by each true value, so it is undefined when one is 0 (scikit-learn would divide by a
+    tiny number instead and report an enormous error); R² needs two rows.
+    """
+    values = {
+        "mae": skm.mean_absolute_error(y_true, y_pred),
+        "rmse": skm.root_mean_squared_error(y_true, y_pred),
+        "prediction_mean": np.mean(y_pred),
+        "prediction_std": np.std(y_pred),
+    }
+    undefined = {}
+    if len(y_true) < 2:
+        undefined["r2"] = "fewer than two test rows"
+    else:
+        values["r2"] = skm.r2_score(y_true, y_pred)
+    if (y_true == 0).any():
+        undefined["mape"] = "a true value is 0, where the percentage error has no value"
+    else:
+        values["mape"] = skm.mean_absolute_percentage_error(y_true, y_pred)
+    return {**figures(values, undefined), "rows": int(len(y_true))}
+
+
+def quality(task: Task, y_true: np.ndarray, predictions: Predictions, threshold: float) -> dict[str, Any]:
+    """The task's metrics, as metrics/evaluation.json records them."""
+    if task == "binary":
+        return binary_metrics(y_true, predictions.positive_probabilities, threshold)
+    if task == "multiclass":
+        return multiclass_metrics(y_true, predictions)
+    return regression_metrics(y_true, predictions.values)
+
+
+def averaged_f1(y_true: np.ndarray, y_pred: np.ndarray, labels: Sequence[Any]) -> dict[str, float]:
+    return {
+        f"f1_{average}": skm.f1_score(y_true, y_pred, labels=labels, average=average, zero_division=0)
+        for average in ("macro", "weighted")
+    }
+
+
+def per_class(y_true: np.ndarray, y_pred: np.ndarray, labels: Sequence[Any]) -> dict[str, dict[str, Any]]:
+    """Each class's precision, recall and rows (true members in the test split), keyed by its label as text."""
+    precision, recall, _, rows = skm.precision_recall_fscore_support(y_true, y_pred, labels=labels, zero_division=0)
+    return {
+        str(label): {"precision": rounded(p), "recall": rounded(r), "rows": int(n)}
+        for label, p, r, n in zip(labels, precision, recall, rows, strict=True)
+    }
+
+
+def figures(values: dict[str, float], undefined: dict[str, str]) -> dict[str, Any]:
+    """The measured figures, rounded; each undefined one null, with its reason under "undefined"."""
+    return {
+        **{name: rounded(value) for name, value in values.items()},
+        **dict.fromkeys(undefined),
+        **({"undefined": undefined} if undefined else {}),
     }
 
 
@@ -96,13 +207,59 @@ def precision_recall_points(y_true: np.ndarray, y_score: np.ndarray) -> list[dic
     ]
 
 
-def confusion_rows(y_true: np.ndarray, y_pred: np.ndarray, limit: int) -> list[dict[str, int]]:
-    """One record per test row for DVC's confusion template; the first `limit` rows at most."""
-    return [{"actual": int(a), "predicted": int(p)} for a, p in zip(y_true[:limit], y_pred[:limit], strict=True)]
+def confusion_rows(y_true: np.ndarray, y_pred: np.ndarray, limit: int) -> list[dict[str, Any]]:
+    """One record per test row for DVC's confusion template, labels as the metrics name them (0/1 for a
+    binary model, the class for a multiclass one): the first `limit` rows (the split shuffled them), and
+    beyond those the first row of any class, actual or predicted, they lack, so that every class shows.
+    """
+    kept = np.arange(min(limit, len(y_true)))
+    for labels in (y_true, y_pred):
+        kept = np.union1d(kept, np.unique(labels, return_index=True)[1])
+    return [
+        {"actual": actual, "predicted": predicted}
+        for actual, predicted in zip(y_true[kept].tolist(), y_pred[kept].tolist(), strict=True)
+    ]
 
 
-def latency_ms(model: Pipeline, rows: pd.DataFrame, repeats: int) -> dict[str, float]:
-    """Wall time of single-row `predict_proba` calls, as a service worker answering one request would.
+def residual_rows(y_true: np.ndarray, y_pred: np.ndarray, limit: int) -> list[dict[str, float]]:
+    """Residual (actual minus predicted) against the prediction, for the first `limit` test rows."""
+    return [
+        {"predicted": rounded(predicted), "residual": rounded(actual - predicted)}
+        for actual, predicted in zip(y_true[:limit], y_pred[:limit], strict=True)
+    ]
+
+
+def predicted_actual_rows(y_true: np.ndarray, y_pred: np.ndarray, limit: int) -> list[dict[str, float]]:
+    """Predicted against actual value, for the first `limit` test rows."""
+    return [
+        {"actual": rounded(actual), "predicted": rounded(predicted)}
+        for actual, predicted in zip(y_true[:limit], y_pred[:limit], strict=True)
+    ]
+
+
+def plots(task: Task, y_true: np.ndarray, predictions: Predictions) -> dict[str, list[dict[str, Any]]]:
+    """The task's plot files (name: records): binary ROC, precision-recall and confusion; multiclass
+    confusion; regression residuals and predicted against actual.
+    """
+    if task == "regression":
+        return {
+            "residuals.json": residual_rows(y_true, predictions.values, PLOT_ROWS_MAX),
+            "predicted_actual.json": predicted_actual_rows(y_true, predictions.values, PLOT_ROWS_MAX),
+        }
+    confusion = {"confusion_matrix.json": confusion_rows(y_true, predictions.values, PLOT_ROWS_MAX)}
+    if task == "multiclass":
+        return confusion
+    y_score = predictions.positive_probabilities
+    return {
+        "roc.json": roc_points(y_true, y_score),
+        "precision_recall.json": precision_recall_points(y_true, y_score),
+        **confusion,
+    }
+
+
+def latency_ms(predict_rows: Callable[[pd.DataFrame], object], rows: pd.DataFrame, repeats: int) -> dict[str, float]:
+    """Wall time of single-row predictions (`predict_proba` for a classifier, `predict` for a regressor), as a
+    service worker answering one request would.
 
     On one thread, as such a worker is run: for one row, an OpenMP team (histogram gradient boosting
     predicts with one) costs more than it saves, and on a busy machine its threads wait on each other
@@ -113,13 +270,13 @@ def latency_ms(model: Pipeline, rows: pd.DataFrame, repeats: int) -> dict[str, f
     repeat_percentiles = []
     with threadpool_limits(limits=1):
         for index in range(min(WARMUP_CALLS, len(rows))):
-            model.predict_proba(rows.iloc[[index]])
+            predict_rows(rows.iloc[[index]])
         singles = [rows.iloc[[index]] for index in range(len(rows))]
         for _ in range(repeats):
             timings = []
             for row in singles:
                 start = time.perf_counter()
-                model.predict_proba(row)
+                predict_rows(row)
                 timings.append((time.perf_counter() - start) * 1000)
             repeat_percentiles.append(np.percentile(timings, [50, 95, 99]))
     percentiles = np.array(repeat_percentiles)
@@ -140,11 +297,20 @@ def latency_ms(model: Pipeline, rows: pd.DataFrame, repeats: int) -> dict[str, f
 MISSING_GROUP = "missing"
 
 
+RATE_GAPS = ("demographic_parity_difference", "equalized_odds_difference")  # classification's gaps
+ERROR_GAP = "mae_gap"  # regression's: in the target's units
+
+
+def group_names(groups: pd.Series) -> np.ndarray:
+    """Each row's group as text; a missing value is a group of its own."""
+    return groups.astype("string").fillna(MISSING_GROUP).to_numpy()
+
+
 def group_rates(y_true: np.ndarray, y_pred: np.ndarray, groups: pd.Series) -> pd.DataFrame:
     """Rows, selection rate, true and false positive rate of each group (NaN where a group has no such rows)."""
     frame = pd.DataFrame(
         {
-            "group": groups.astype("string").fillna(MISSING_GROUP).to_numpy(),
+            "group": group_names(groups),
             "predicted": np.asarray(y_pred, dtype=float),
             "actual": np.asarray(y_true, dtype=int),
         }
@@ -157,7 +323,7 @@ def group_rates(y_true: np.ndarray, y_pred: np.ndarray, groups: pd.Series) -> pd
 
 
 def group_fairness(y_true: np.ndarray, y_pred: np.ndarray, groups: pd.Series) -> dict:
-    """Per-group rates and the two gap measures for one sensitive column; undefined rates are null."""
+    """Per-group rates and the two gap measures for one sensitive column and 0/1 labels; undefined rates are null."""
     rates = group_rates(y_true, y_pred, groups)
     gap = (rates.max() - rates.min()).fillna(0.0)  # over the groups where each rate is defined
     return {
@@ -170,14 +336,46 @@ def group_fairness(y_true: np.ndarray, y_pred: np.ndarray, groups: pd.Series) ->
     }
 
 
-def fairness_report(y_true: np.ndarray, y_pred: np.ndarray, frame: pd.DataFrame, sensitive: list[str]) -> dict:
-    """Fairness per sensitive column, and the largest gap of any kind over all of them."""
-    per_column = {column: group_fairness(y_true, y_pred, frame[column]) for column in sensitive}
-    gaps = [
-        report[gap]
-        for report in per_column.values()
-        for gap in ("demographic_parity_difference", "equalized_odds_difference")
-    ]
+def class_fairness(y_true: np.ndarray, y_pred: np.ndarray, groups: pd.Series, classes: Sequence[Any]) -> dict:
+    """Multiclass: `group_fairness` of each class against the rest, and each gap's largest value over the classes."""
+    by_class = {
+        str(label): group_fairness((y_true == label).astype(int), (y_pred == label).astype(int), groups)
+        for label in classes
+    }
+    return {"by_class": by_class, **{gap: max(report[gap] for report in by_class.values()) for gap in RATE_GAPS}}
+
+
+def error_fairness(y_true: np.ndarray, y_pred: np.ndarray, groups: pd.Series) -> dict:
+    """Regression: each group's rows and mean absolute error, and the largest gap between two groups' MAE."""
+    errors = pd.Series(np.abs(np.asarray(y_true, dtype=float) - np.asarray(y_pred, dtype=float)))
+    by_group = errors.groupby(group_names(groups), sort=True).agg(["size", "mean"])
+    return {
+        "groups": {
+            str(group): {"rows": int(row["size"]), "mae": rounded(row["mean"])} for group, row in by_group.iterrows()
+        },
+        ERROR_GAP: rounded(by_group["mean"].max() - by_group["mean"].min()),
+    }
+
+
+def fairness_report(
+    task: Task,
+    y_true: np.ndarray,
+    y_pred: np.ndarray,
+    frame: pd.DataFrame,
+    sensitive: list[str],
+    classes: Sequence[Any],
+) -> dict:
+    """Fairness per sensitive column, as the task measures it, and the largest gap of any kind over all of them."""
+
+    def column_fairness(groups: pd.Series) -> dict:
+        if task == "regression":
+            return error_fairness(y_true, y_pred, groups)
+        if task == "multiclass":
+            return class_fairness(y_true, y_pred, groups, classes)
+        return group_fairness(y_true, y_pred, groups)
+
+    per_column = {column: column_fairness(frame[column]) for column in sensitive}
+    gaps = [report[gap] for report in per_column.values() for gap in (*RATE_GAPS, ERROR_GAP) if gap in report]
     return {"by_column": per_column, "max_gap": max(gaps, default=0.0)}
 
 
@@ -240,6 +438,7 @@ def robustness_report(
     settings: Robustness,
     seed: int,
     schema: Schema,
+    stratified: bool,
 ) -> dict:
     """The metric on clean and perturbed features, each drop from clean, and the largest drop.
 
@@ -250,8 +449,10 @@ def robustness_report(
 
     On a seeded sample of at most `max_rows` rows: four scorings of the whole test set would cost more
     than the rest of evaluate at 10M rows, and the drop is a difference of two scores on the same rows.
+    `stratified` (classification) keeps each class's share of the rows in that sample.
     """
-    kept = sample_positions(len(features), settings.max_rows, seed, labels)
+    strata = np.unique(labels, return_inverse=True)[1] if stratified else None
+    kept = sample_positions(len(features), settings.max_rows, seed, strata)
     features, labels = features.iloc[kept], labels[kept]
     perturbations = {
         "numeric_noise": (add_numeric_noise, settings.noise_scale),
@@ -274,47 +475,95 @@ def robustness_report(
     }
 
 
+def robustness_scorer(metric: str, task: Task) -> Callable[[Pipeline, pd.DataFrame, np.ndarray], float]:
+    """scikit-learn's scorer named `metric`; an unknown name, or a scorer that fails on the model (such as
+    roc_auc of a regressor, or r2 of class labels), is a PipelineError that names it.
+    """
+    fix = f"use a scorer that suits a {task} model, e.g. {MAIN_METRIC[task]}"
+    try:
+        scorer = get_scorer(metric)
+    except ValueError:
+        raise PipelineError(
+            f"params.yaml: 'evaluate.robustness.metric' is {metric!r}, not a scikit-learn scorer name "
+            f"(sklearn.metrics.get_scorer_names()): {fix}"
+        ) from None
+
+    def score(model: Pipeline, features: pd.DataFrame, labels: np.ndarray) -> float:
+        try:
+            return float(scorer(model, features, labels))
+        except (ValueError, TypeError, AttributeError) as error:
+            raise PipelineError(
+                f"params.yaml: 'evaluate.robustness.metric' {metric!r} failed on this {task} model ({error}); "
+                f"if it does not suit a {task} model, {fix}"
+            ) from None
+
+    return score
+
+
 # --- The stage
-CONFUSION_ROWS_MAX = 20_000  # keeps the plot file small; the exact counts are in the metrics file
-SNAPSHOT_ROWS = 20  # test rows whose predicted probabilities are recorded for the snapshot test
+PLOT_ROWS_MAX = 20_000  # test rows a per-row plot holds: keeps the file small; the exact figures are in the metrics
+SNAPSHOT_ROWS = 20  # test rows whose predictions are recorded for the snapshot test
+
+
+def snapshot(predictions: Predictions, rows: list[Any], task: Task) -> dict[str, Any]:
+    """The first test rows' predictions, exactly as float64 (serving must match them to the bit).
+
+    metrics/sample_predictions.json:
+    - `rows`: the test split's index labels of those rows;
+    - binary: `probabilities`, the positive class's probability, one float per row;
+    - multiclass: `classes`, the model's classes as text labels, and `probabilities`, one list per row
+      holding each class's probability in the order of `classes`;
+    - regression: `predictions`, the predicted value, one float per row.
+    """
+    shown = len(rows)
+    if task == "regression":
+        return {"rows": rows, "predictions": predictions.values[:shown].tolist()}
+    if task == "multiclass":
+        return {
+            "rows": rows,
+            "classes": [str(label) for label in predictions.classes],
+            "probabilities": np.asarray(predictions.probabilities)[:shown].tolist(),
+        }
+    return {"rows": rows, "probabilities": predictions.positive_probabilities[:shown].tolist()}
 
 
 def main() -> None:
     params = load_params()
-    paths, settings = params.paths, params.evaluate
+    paths, settings, task = params.paths, params.evaluate, params.data.task
     schema = load_schema(paths.contract)
     check_params(params, schema)
-    try:
-        scorer = get_scorer(settings.robustness.metric)
-    except ValueError:
-        raise PipelineError(
-            f"params.yaml: 'evaluate.robustness.metric' is {settings.robustness.metric!r}, not a scikit-learn "
-            "scorer name: use one of sklearn.metrics.get_scorer_names(), e.g. roc_auc"
-        ) from None
+    score = robustness_scorer(settings.robustness.metric, task)
     model = load_model(paths.model)
     test = read_parquet(paths.test)
-    y_true = binary_labels(test[params.data.target], params.data.positive_class)
+    y_true = encode_target(test[params.data.target], params.data)
     features = test.drop(columns=[params.data.target])
-    y_score = model.predict_proba(features)[:, 1]
-    y_pred = (y_score >= settings.decision_threshold).astype(int)
+    predictions = predict(model, features, task, settings.decision_threshold)
+    classification = is_classification(task)
 
-    scores = classification_metrics(y_true, y_score, settings.decision_threshold)
+    scores = quality(task, y_true, predictions, settings.decision_threshold)
     robustness = settings.robustness
     outputs = {  # every result first, then every write: a failure part-way leaves the last good files
         paths.evaluation: scores,
-        paths.latency: latency_ms(model, features.head(settings.latency_rows), settings.latency_repeats),
-        paths.fairness: fairness_report(y_true, y_pred, test, settings.fairness.sensitive),
-        paths.robustness: robustness_report(
-            lambda frame, labels: scorer(model, frame, labels), features, y_true, robustness, robustness.seed, schema
+        paths.latency: latency_ms(
+            model.predict_proba if classification else model.predict,
+            features.head(settings.latency_rows),
+            settings.latency_repeats,
         ),
-        paths.predictions: {
-            "rows": features.head(SNAPSHOT_ROWS).index.tolist(),
-            "probabilities": y_score[:SNAPSHOT_ROWS].tolist(),  # exact: serving must match to the bit
-        },
-        paths.plots / "roc.json": roc_points(y_true, y_score),
-        paths.plots / "precision_recall.json": precision_recall_points(y_true, y_score),
-        paths.plots / "confusion_matrix.json": confusion_rows(y_true, y_pred, CONFUSION_ROWS_MAX),
+        paths.fairness: fairness_report(
+            task, y_true, predictions.values, test, settings.fairness.sensitive, predictions.classes
+        ),
+        paths.robustness: robustness_report(
+            lambda frame, labels: score(model, frame, labels),
+            features,
+            y_true,
+            robustness,
+            robustness.seed,
+            schema,
+            stratified=classification,
+        ),
+        paths.predictions: snapshot(predictions, features.head(SNAPSHOT_ROWS).index.tolist(), task),
+        **{paths.plots / name: records for name, records in plots(task, y_true, predictions).items()},
     }
     for path, data in outputs.items():
         write_json(data, path)
-    print("evaluate: " + ", ".join(f"{name} {scores[name]}" for name in ("accuracy", "f1", "roc_auc")))
+    print("evaluate: " + ", ".join(f"{name} {scores[name]}" for name in HEADLINE[task]))

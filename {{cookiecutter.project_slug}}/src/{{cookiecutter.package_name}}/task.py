@@ -18,14 +18,12 @@ import numpy as np
 import pandas as pd
 from sklearn.pipeline import Pipeline
 
+from .core import LOWER_IS_BETTER as LOWER_IS_BETTER  # defined in core for the gate, which imports nothing heavier
 from .core import Data, PipelineError, Task
 
 # The metric each task is judged by first: the learning curve's and the default robustness metric. Each is
 # also a scikit-learn scorer name and a key of evaluate's metrics.
 MAIN_METRIC: dict[Task, str] = {"binary": "roc_auc", "multiclass": "f1_macro", "regression": "r2"}
-
-# Metrics where smaller is better: the gate's comparison and the report's marks turn around for them.
-LOWER_IS_BETTER = frozenset({"mae", "rmse", "mape", "log_loss", "latency_p50_ms", "latency_p95_ms", "latency_p99_ms"})
 
 
 def is_classification(task: Task) -> bool:
