@@ -453,7 +453,8 @@ class GateFairness(Section):
 
 
 class GateRobustness(Section):
-    max_drop: Fraction
+    # in the robustness metric's units: a fraction for a rate or R², the target's units for a neg_* error scorer
+    max_drop: Annotated[float, Field(ge=0)]
 
 
 class Gate(Section):

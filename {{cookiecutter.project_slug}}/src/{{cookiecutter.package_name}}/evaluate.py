@@ -101,7 +101,8 @@ def multiclass_metrics(y_true: np.ndarray, predictions: Predictions) -> dict[str
     """
     classes = list(predictions.classes)
     probabilities = np.asarray(predictions.probabilities)
-    unseen = sorted(set(y_true) - set(classes))
+    present = set(pd.unique(y_true))
+    unseen = sorted(present - set(classes))
     if unseen:
         raise PipelineError(
             f"the test split holds classes {unseen} the model never saw in training: run `dvc repro` from "
@@ -115,7 +116,7 @@ def multiclass_metrics(y_true: np.ndarray, predictions: Predictions) -> dict[str
         "recall_macro": skm.recall_score(y_true, y_pred, labels=classes, average="macro", zero_division=0),
         "log_loss": skm.log_loss(y_true, probabilities, labels=classes),
     }
-    absent = [label for label in classes if label not in set(y_true)]
+    absent = [label for label in classes if label not in present]
     undefined = {"roc_auc_ovr": f"the test labels lack classes {absent}"} if absent else {}
     if not absent:
         values["roc_auc_ovr"] = skm.roc_auc_score(
@@ -493,8 +494,7 @@ def robustness_scorer(metric: str, task: Task) -> Callable[[Pipeline, pd.DataFra
             return float(scorer(model, features, labels))
         except (ValueError, TypeError, AttributeError) as error:
             raise PipelineError(
-                f"params.yaml: 'evaluate.robustness.metric' {metric!r} failed on this {task} model ({error}); "
-                f"if it does not suit a {task} model, {fix}"
+                f"params.yaml: 'evaluate.robustness.metric' {metric!r} cannot score this {task} model ({error}): {fix}"
             ) from None
 
     return score
