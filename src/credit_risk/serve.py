@@ -10,9 +10,9 @@ model of dvc.lock answers alone.
 Requests are checked against a pydantic model generated from schema.yaml, so a bad row gets a 422 that
 names the field and the rule before it reaches a model. Each answer follows `data.task` (see
 `serving.Scored`): a classifier's `label`, `probability` and `probabilities` per class, a regressor's
-`value`. Every request and prediction goes to the
-prediction log (`prediction_log`), and `POST /feedback` adds the true label when it arrives, for
-`monitor` and `canary-decide`.
+`value`. Every request and prediction goes to the prediction log (`prediction_log`), and
+`POST /feedback` adds the true label (a regressor's true value) when it arrives, for `monitor` and
+`canary-decide`.
 
 `POST /admin/reload` (or SIGHUP) loads the registry's models again after a promote or rollback and
 swaps them in between requests: requests in flight finish on the models they started with. Several
