@@ -8,6 +8,7 @@ from concurrent.futures import ThreadPoolExecutor
 import httpx
 import pandas as pd
 import pytest
+import sqlalchemy as sa
 from tools.bakery import Project
 from tools.postgres import MISSING, Postgres, available, running_postgres
 from tools.service import as_request_rows, running_service
@@ -86,9 +87,37 @@ def test_the_first_release_sqlite_log_is_migrated_once_and_keeps_every_predictio
         open_store(url).dispose()
     log = PredictionLog(url)
     log.write(AnsweredRequest("new", "v1.1.0", None, 200, [{}], [0], [0.25], 1.0))
+    log.write(AnsweredRequest("value", "v1.2.0", None, 200, [{}], [151.5], [None], 1.0))  # a regressor's
     log.close()
     since = pd.Timestamp("2026-11-20T09:15:02.123Z").to_pydatetime()
     logged = read_log(url, since=since)
-    assert logged.predictions["request_id"].tolist() == ["old", "new"]  # both kinds of time sort alike
+    assert logged.predictions["request_id"].tolist() == ["old", "new", "value"]  # both kinds of time sort alike
+    assert logged.predictions["prediction"].tolist() == [1, 0, 151.5]
+    probabilities = logged.predictions["probability"]
+    assert probabilities.tolist()[:2] == [0.7, 0.25] and pd.isna(probabilities.iloc[2])
     assert logged.predictions["time"].iloc[0] == pd.Timestamp("2026-11-20T09:15:02.123Z")
-    assert read_log(url, since=since + pd.Timedelta(milliseconds=1)).predictions["request_id"].tolist() == ["new"]
+    later = read_log(url, since=since + pd.Timedelta(milliseconds=1)).predictions["request_id"].tolist()
+    assert later == ["new", "value"]
+
+
+def test_an_old_postgresql_log_drops_the_probability_constraint_in_place_for_a_regressor_s_predictions(postgres):
+    old = sa.create_engine(postgres.url)
+    with old.begin() as connection:  # the table as releases before regression models created it
+        connection.execute(sa.text("DROP TABLE IF EXISTS predictions"))
+        connection.execute(
+            sa.text(
+                "CREATE TABLE predictions (request_id VARCHAR(64) NOT NULL, time TIMESTAMP WITH TIME ZONE NOT NULL, "
+                'model_version VARCHAR(64) NOT NULL, "row" INTEGER NOT NULL, inputs TEXT NOT NULL, '
+                "prediction TEXT NOT NULL, probability FLOAT NOT NULL, latency_ms FLOAT NOT NULL)"
+            )
+        )
+    old.dispose()
+    with ThreadPoolExecutor(max_workers=3) as pool:  # replicas opening it at once
+        engines = list(pool.map(lambda _: open_store(postgres.url), range(3)))
+    for engine in engines:
+        engine.dispose()
+    log = PredictionLog(postgres.url)
+    log.write(AnsweredRequest("value", "v1.0.0", None, 200, [{"age": 30}], [151.5], [None], 2.0))
+    log.close()
+    stored = read_log(postgres.url).predictions
+    assert stored["prediction"].tolist() == [151.5] and stored["probability"].isna().all()

@@ -58,7 +58,13 @@ def test_batch_scoring_service_and_evaluate_give_the_same_probabilities(promoted
     assert from_parquet["probability"].tolist() == recorded
     assert served == recorded
     assert [answer.json()["predictions"][0]["probability"] for answer in single] == recorded[:3]
-    assert list(from_csv.columns) == [*rows.columns, "prediction", "probability", "model_version"]
+    added = ["prediction", "probability", "probability_0", "probability_1", "model_version"]  # risk's labels 0 and 1
+    assert list(from_csv.columns) == [*rows.columns, *added]
+    assert from_parquet["probability_1"].tolist() == recorded
+    assert (from_parquet["probability_0"] + from_parquet["probability_1"]).round(12).eq(1).all()
+    per_class = [prediction["probabilities"] for prediction in batch.json()["predictions"]]
+    assert [answer["1"] for answer in per_class] == recorded
+    assert [answer["0"] for answer in per_class] == from_parquet["probability_0"].tolist()
     assert from_csv["credit_amount"].tolist() == rows["credit_amount"].tolist()
     assert set(from_csv["model_version"]) == {"v1.0.0"} == {p["model_version"] for p in batch.json()["predictions"]}
     assert from_csv["prediction"].tolist() == [int(p >= 0.5) for p in recorded]

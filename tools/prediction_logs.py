@@ -28,13 +28,14 @@ def sqlite_url(project: Path) -> str:
 
 @dataclass(frozen=True)
 class Traffic:
-    """Scored rows one version answered: `rows` as sent (no target), its `predictions` and `probabilities`,
-    and `truth`, the true label of each row (None where no feedback arrives)."""
+    """Scored rows one version answered: `rows` as sent (no target), its `predictions` (labels, or a regressor's
+    values) and `probabilities` (None each for a regressor), and `truth`, the true label of each row (None
+    where no feedback arrives)."""
 
     version: str
     rows: pd.DataFrame
     predictions: list[Any]
-    probabilities: list[float]
+    probabilities: list[float | None]
     truth: list[Any]
     rows_per_request: int = 1
     latency_ms: float = 5.0

@@ -1,11 +1,17 @@
 """Watching production through the prediction log: `monitor` and `canary-decide`.
 
 `monitor` reports, per model version that answered in the window: traffic (requests, error rate,
-latency p50/p99), the predicted positive rate against the one its evaluation measured, input drift
+latency p50/p99), prediction drift against what its evaluation measured on the test split, input drift
 against the production reference (validate's own PSI on every logged row, and Evidently's drifted
-share on seeded samples) and, on the predictions whose true label arrived through POST /feedback, F1
-and accuracy. Every breach of a `monitor:` threshold is an alert line, and the command exits 1. A
-version with fewer than `monitor.min_requests` requests is reported but not judged.
+share on seeded samples) and labelled quality on the predictions whose true label arrived through
+POST /feedback. Prediction drift and quality follow `data.task`:
+- binary: the predicted positive rate's gap to the evaluation's; F1 (of the positive class) and accuracy;
+- multiclass: the largest gap of a class's predicted share to the evaluation's `predicted_share`; macro F1
+  and accuracy;
+- regression: the shift of the mean prediction from the evaluation's `prediction_mean`, in units of its
+  `prediction_std`; the mean absolute error (MAE).
+Every breach of a `monitor:` threshold is an alert line, and the command exits 1. A version with fewer
+than `monitor.min_requests` requests is reported but not judged.
 
 `canary-decide` compares the canary with prod over the time the canary has held its stage and
 decides: wait (too little traffic or feedback yet), rollback, or promote. See `decide`.
@@ -42,6 +48,7 @@ from .core import (
 )
 from .schema import Schema, label_key, load_schema
 from .serving import VERSION, model_input
+from .task import Task, class_label, is_classification
 from .validate import evidently_drift, psi
 
 if TYPE_CHECKING:
@@ -91,15 +98,18 @@ def label_keys(values: pd.Series, numeric: bool) -> np.ndarray:
 # --- Figures of one version
 @dataclass(frozen=True)
 class Labels:
-    """How the target's labels compare: the positive class as a key of `label_keys`."""
+    """How the target's labels compare: the task, and for binary the positive class as a key of `label_keys`."""
 
+    task: Task
     positive: float | str | None
     numeric: bool
 
 
 def labels_of(params: Params, schema: Schema) -> Labels:
-    numeric = schema.columns[params.data.target].is_numeric
-    return Labels(label_key(params.data.positive_class, numeric), numeric)
+    task = params.data.task
+    numeric = schema.columns[params.data.target].is_numeric or not is_classification(task)
+    positive = label_key(params.data.positive_class, numeric) if task == "binary" else None
+    return Labels(task, positive, numeric)
 
 
 def traffic(requests: pd.DataFrame) -> dict[str, Any]:
@@ -117,23 +127,66 @@ def traffic(requests: pd.DataFrame) -> dict[str, Any]:
 
 
 def quality(predictions: pd.DataFrame, labels: Labels) -> dict[str, Any]:
-    """The predicted positive rate, and F1 and accuracy on the predictions whose true label arrived."""
+    """What was predicted (see `predicted_figures`), and the quality on the predictions whose true label arrived:
+    F1 and accuracy for a classifier, the mean absolute error for a regressor."""
     predicted = label_keys(predictions["prediction"], labels.numeric)
     labelled = predictions["label"].notna().to_numpy()
     truth = label_keys(predictions["label"][labelled], labels.numeric)
     guessed = predicted[labelled]
-    true_positives = int(((guessed == labels.positive) & (truth == labels.positive)).sum())
-    claimed, actual = int((guessed == labels.positive).sum()), int((truth == labels.positive).sum())
-    correct = int((guessed == truth).sum())
-    count = len(truth)
-    return {
+    figures = {
         "predictions": len(predicted),
-        "positive_rate": rounded((predicted == labels.positive).mean()) if len(predicted) else None,
+        **predicted_figures(predicted, labels),
         "labelled_requests": int(predictions["request_id"][labelled].nunique()),
-        "labelled_predictions": count,
+        "labelled_predictions": len(truth),
+    }
+    if not is_classification(labels.task):
+        return {**figures, **error_figures(np.abs(guessed - truth))}
+    correct = int((guessed == truth).sum())
+    return {
+        **figures,
         "correct": correct,
-        "accuracy": rounded(correct / count) if count else None,
-        "f1": rounded(2 * true_positives / (claimed + actual)) if claimed + actual else None,
+        "accuracy": rounded(correct / len(truth)) if len(truth) else None,
+        **f1_figure(guessed, truth, labels),
+    }
+
+
+def predicted_figures(predicted: np.ndarray, labels: Labels) -> dict[str, Any]:
+    """The figure prediction drift compares with the evaluation: the positive rate (binary), each class's
+    share of the predictions (multiclass), the mean and standard deviation of the predictions (regression)."""
+    if not len(predicted):
+        keys = {"binary": ["positive_rate"], "multiclass": ["predicted_share"]}
+        return dict.fromkeys(keys.get(labels.task, ["prediction_mean", "prediction_std"]))
+    if labels.task == "binary":
+        return {"positive_rate": rounded((predicted == labels.positive).mean())}
+    if labels.task == "multiclass":
+        classes, counts = np.unique(predicted, return_counts=True)
+        return {
+            "predicted_share": {
+                class_label(label): rounded(count / len(predicted))
+                for label, count in zip(classes, counts, strict=True)
+            }
+        }
+    return {"prediction_mean": rounded(predicted.mean()), "prediction_std": rounded(predicted.std())}
+
+
+def f1_figure(guessed: np.ndarray, truth: np.ndarray, labels: Labels) -> dict[str, float | None]:
+    """Binary: F1 of the positive class; multiclass: the unweighted mean of each class's F1 (macro), over the
+    classes predicted or labelled in the window, a class never predicted scoring 0 (scikit-learn's f1_score)."""
+    if labels.task == "binary":
+        true_positives = int(((guessed == labels.positive) & (truth == labels.positive)).sum())
+        claimed, actual = int((guessed == labels.positive).sum()), int((truth == labels.positive).sum())
+        return {"f1": rounded(2 * true_positives / (claimed + actual)) if claimed + actual else None}
+    from sklearn.metrics import f1_score
+
+    return {"f1_macro": rounded(f1_score(truth, guessed, average="macro", zero_division=0)) if len(truth) else None}
+
+
+def error_figures(errors: np.ndarray) -> dict[str, float | None]:
+    """The mean absolute error, and the absolute errors' sample standard deviation, which with their count is
+    all `canary-decide`'s Welch's t-test needs."""
+    return {
+        "mae": rounded(errors.mean()) if len(errors) else None,
+        "absolute_error_std": rounded(errors.std(ddof=1)) if len(errors) > 1 else None,
     }
 
 
@@ -150,6 +203,38 @@ def evaluation_positive_rate(metrics: dict[str, Any] | None) -> float | None:
     if not metrics or not metrics.get("rows"):
         return None
     return rounded((metrics["true_positives"] + metrics["false_positives"]) / metrics["rows"])
+
+
+def prediction_drift(figures: dict[str, Any], evaluation: dict[str, Any] | None, task: Task) -> dict[str, Any]:
+    """What the version predicted in the window against what its evaluation predicted on the test split:
+    binary, the positive rate's absolute gap; multiclass, the largest absolute gap of one class's share (a
+    class missing on one side has a share of 0 there); regression, the mean prediction's shift in standard
+    deviations of the evaluation's predictions. None where either side is missing."""
+    if task == "binary":
+        expected = evaluation_positive_rate(evaluation)
+        observed = figures["positive_rate"]
+        gap = None if expected is None or observed is None else rounded(abs(observed - expected))
+        return {"evaluation_positive_rate": expected, "positive_rate_gap": gap}
+    if task == "multiclass":
+        shares = (evaluation or {}).get("predicted_share")
+        observed = figures["predicted_share"]
+        if shares is None or observed is None:
+            return {"evaluation_predicted_share": shares, "class_share_gap": None, "class_share_gap_class": None}
+        gaps = {label: abs(observed.get(label, 0.0) - shares.get(label, 0.0)) for label in sorted({*shares, *observed})}
+        widest = max(gaps, key=lambda label: gaps[label])
+        return {
+            "evaluation_predicted_share": shares,
+            "class_share_gap": rounded(gaps[widest]),
+            "class_share_gap_class": widest,
+        }
+    mean, spread = ((evaluation or {}).get(key) for key in ("prediction_mean", "prediction_std"))
+    observed = figures["prediction_mean"]
+    defined = mean is not None and spread and observed is not None  # a constant evaluation has no unit to shift in
+    return {
+        "evaluation_prediction_mean": mean,
+        "evaluation_prediction_std": spread,
+        "prediction_mean_shift": rounded(abs(observed - mean) / spread) if defined else None,
+    }
 
 
 def evaluation_of(version: str, baseline: Promotion | None, evaluation: Path, artifact: str) -> dict | None:
@@ -175,12 +260,11 @@ def at_least(version: str, metric: str, value: float | None, key: str, limit: fl
 
 def version_checks(version: str, figures: dict[str, Any], limits: Monitor) -> list[Check]:
     """Every threshold of `monitor:` a judged version is held to; labelled quality only with enough labels."""
-    gap = figures.get("positive_rate_gap")
     drift = figures.get("drift", {})
     checks = [
         at_most(version, "error rate", figures["error_rate"], "error_rate_max", limits.error_rate_max),
         at_most(version, "latency p99 ms", figures["latency_p99_ms"], "latency_p99_ms_max", limits.latency_p99_ms_max),
-        at_most(version, "positive rate gap to evaluation", gap, "positive_rate_max_gap", limits.positive_rate_max_gap),
+        prediction_drift_check(version, figures, limits),
         *(
             at_most(version, "input drift PSI", score, "drift_psi_max", limits.drift_psi_max, column)
             for column, score in sorted(drift.get("psi", {}).items())
@@ -194,11 +278,45 @@ def version_checks(version: str, figures: dict[str, Any], limits: Monitor) -> li
         ),
     ]
     if figures["labelled_requests"] >= limits.min_labelled:
-        checks.append(at_least(version, "F1 on labelled requests", figures["f1"], "f1_min", limits.f1_min))
-        checks.append(
-            at_least(version, "accuracy on labelled requests", figures["accuracy"], "accuracy_min", limits.accuracy_min)
-        )
+        checks += labelled_checks(version, figures, limits)
     return checks
+
+
+def prediction_drift_check(version: str, figures: dict[str, Any], limits: Monitor) -> Check:
+    if "positive_rate" in figures:  # binary
+        gap = figures.get("positive_rate_gap")
+        return at_most(
+            version, "positive rate gap to evaluation", gap, "positive_rate_max_gap", limits.positive_rate_max_gap
+        )
+    if "predicted_share" in figures:  # multiclass
+        widest = figures.get("class_share_gap_class")
+        return at_most(
+            version,
+            "predicted class share gap to evaluation" + ("" if widest is None else f" (class '{widest}')"),
+            figures.get("class_share_gap"),
+            "class_share_max_gap",
+            limits.class_share_max_gap,
+        )
+    return at_most(
+        version,
+        "mean prediction shift from evaluation (its standard deviations)",
+        figures.get("prediction_mean_shift"),
+        "prediction_mean_max_shift",
+        limits.prediction_mean_max_shift,
+    )
+
+
+def labelled_checks(version: str, figures: dict[str, Any], limits: Monitor) -> list[Check]:
+    """F1 and accuracy of a classifier; a regressor's MAE when monitor.mae_max is set."""
+    if "mae" in figures:
+        if limits.mae_max is None:
+            return []
+        return [at_most(version, "MAE on labelled requests", figures["mae"], "mae_max", limits.mae_max)]
+    f1 = ("F1", figures["f1"]) if "f1" in figures else ("macro F1", figures["f1_macro"])
+    return [
+        at_least(version, f"{f1[0]} on labelled requests", f1[1], "f1_min", limits.f1_min),
+        at_least(version, "accuracy on labelled requests", figures["accuracy"], "accuracy_min", limits.accuracy_min),
+    ]
 
 
 def judged_notes(figures: dict[str, Any], limits: Monitor) -> list[str]:
@@ -212,11 +330,22 @@ def judged_notes(figures: dict[str, Any], limits: Monitor) -> list[str]:
     elif figures["labelled_requests"] < limits.min_labelled:
         notes.append(
             f"{figures['labelled_requests']} labelled requests, fewer than monitor.min_labelled "
-            f"({limits.min_labelled}): F1 and accuracy reported, not judged"
+            f"({limits.min_labelled}): {'MAE' if 'mae' in figures else 'F1 and accuracy'} reported, not judged"
         )
-    if figures.get("evaluation_positive_rate") is None:
-        notes.append("no evaluation recorded for this version: its positive rate is not compared")
+    elif "mae" in figures and limits.mae_max is None:
+        notes.append("monitor.mae_max is null: MAE reported, not judged")
+    for key, what in EVALUATION_FIGURES.items():
+        if key in figures and figures[key] is None:
+            notes.append(f"no evaluation recorded for this version: its {what} is not compared")
     return notes
+
+
+# per task, the evaluation's figure prediction drift is measured against, and what it is
+EVALUATION_FIGURES = {
+    "evaluation_positive_rate": "positive rate",
+    "evaluation_predicted_share": "share of each class",
+    "evaluation_prediction_mean": "mean prediction",
+}
 
 
 def monitor_report(window: dict[str, str | None], versions: dict[str, dict], limits: Monitor, refused: int) -> dict:
@@ -290,7 +419,8 @@ def main(since: str | None = None) -> int:
     start = parsed_since(since)
     logged = read_window(params, start)
     requests, predictions = logged.requests, logged.predictions
-    reference = read_parquet(params.paths.reference)
+    # the inputs' drift: the target, which the reference keeps for validate, is no input
+    reference = read_parquet(params.paths.reference).drop(columns=params.data.target, errors="ignore")
     # the JSON text is the bulk of the log in memory: parsed once, then let go
     inputs = logged_inputs(predictions.pop("inputs"), schema, list(reference.columns))
     baseline = read_baseline(params.paths.baseline)
@@ -298,7 +428,7 @@ def main(since: str | None = None) -> int:
     versions = {}
     for version in sorted(requests["model_version"].dropna().unique()):
         figures = version_figures(requests, predictions, version, labels)
-        figures.update(expected_positive_rate(params, baseline, version, figures["positive_rate"]))
+        figures.update(prediction_drift(figures, evaluation_of_version(params, baseline, version), labels.task))
         current = inputs[(predictions["model_version"] == version).to_numpy()]
         if not reference.empty and not current.empty:  # no reference before a promotion; no rows if all failed
             html = params.paths.monitoring.with_name(f"report-{version}.html")
@@ -311,11 +441,9 @@ def main(since: str | None = None) -> int:
     return print_monitor(report, params.paths.monitoring, reference.empty)
 
 
-def expected_positive_rate(params: Params, baseline: Promotion | None, version: str, observed: float | None) -> dict:
+def evaluation_of_version(params: Params, baseline: Promotion | None, version: str) -> dict | None:
     artifact = baseline.artifact if baseline is not None else _artifact(params)
-    expected = evaluation_positive_rate(evaluation_of(version, baseline, params.paths.evaluation, artifact))
-    gap = None if expected is None or observed is None else rounded(abs(observed - expected))
-    return {"evaluation_positive_rate": expected, "positive_rate_gap": gap}
+    return evaluation_of(version, baseline, params.paths.evaluation, artifact)
 
 
 def _artifact(params: Params) -> str:
@@ -363,18 +491,98 @@ def accuracy_drop_test(canary_correct: int, canary_total: int, prod_correct: int
     return ProportionTest(rounded(z), rounded(0.5 * math.erfc(-z / math.sqrt(2))))
 
 
+ERROR_TEST = (
+    "one-sided Welch's t-test (unequal variances, scipy.stats.ttest_ind_from_stats) that the canary's mean "
+    "absolute error is higher than prod's"
+)
+
+
+@dataclass(frozen=True)
+class ErrorTest:
+    t: float | None  # None when neither side's errors vary: no spread to measure the difference in
+    p_value: float
+
+
+def error_rise_test(canary: dict[str, Any], prod: dict[str, Any]) -> ErrorTest:
+    """One-sided Welch's t-test on the absolute errors. H0: the canary's mean absolute error is at most prod's;
+    H1: it is higher.
+
+    t = (mae_canary - mae_prod) / sqrt(s_canary^2 / n_canary + s_prod^2 / n_prod), with s each side's sample
+    standard deviation of its absolute errors and n its labelled predictions; the p-value is Student's t upper
+    tail at t, with the Welch-Satterthwaite degrees of freedom. Welch's rather than Student's test: a worse
+    model's errors usually also vary more. Neither side's errors varying leaves no spread: p-value 0.5 for equal
+    errors, else 0 (the canary's are higher) or 1, with t undefined.
+    """
+    from scipy.stats import ttest_ind_from_stats
+
+    means, spreads = (canary["mae"], prod["mae"]), (canary["absolute_error_std"], prod["absolute_error_std"])
+    if not any(spreads):
+        if means[0] == means[1]:
+            return ErrorTest(0.0, 0.5)
+        return ErrorTest(None, 0.0 if means[0] > means[1] else 1.0)
+    result = ttest_ind_from_stats(
+        means[0],
+        spreads[0],
+        canary["labelled_predictions"],
+        means[1],
+        spreads[1],
+        prod["labelled_predictions"],
+        equal_var=False,
+        alternative="greater",
+    )
+    return ErrorTest(rounded(result.statistic), rounded(result.pvalue))
+
+
+@dataclass(frozen=True)
+class Comparison:
+    """The test canary-decide runs on the labelled predictions, and how its outcome reads."""
+
+    test: ProportionTest | ErrorTest
+    name: str
+    worse: str  # the finding when the test rejects H0
+    not_worse: str  # the finding when it does not
+    statistic: str  # e.g. "z -3.05"
+
+
+def compare_quality(canary: dict[str, Any], prod: dict[str, Any], task: Task) -> Comparison:
+    """A classifier's accuracy (`accuracy_drop_test`), a regressor's absolute errors (`error_rise_test`)."""
+    if not is_classification(task):
+        errors = error_rise_test(canary, prod)
+        return Comparison(
+            errors,
+            ERROR_TEST,
+            f"canary MAE {canary['mae']} is higher than prod's {prod['mae']}",
+            "no evidence the canary's errors are larger",
+            f"t {errors.t}",
+        )
+    accuracy = accuracy_drop_test(
+        canary["correct"], canary["labelled_predictions"], prod["correct"], prod["labelled_predictions"]
+    )
+    return Comparison(
+        accuracy,
+        ACCURACY_TEST,
+        f"canary accuracy {canary['accuracy']} is lower than prod's {prod['accuracy']}",
+        "no evidence the canary is less accurate",
+        f"z {accuracy.z}",
+    )
+
+
+def quality_test_name(task: Task) -> str:
+    return ACCURACY_TEST if is_classification(task) else ERROR_TEST
+
+
 @dataclass(frozen=True)
 class Decision:
     decision: str  # promote | rollback | wait
     reasons: list[str]
-    test: ProportionTest | None = None
+    test: ProportionTest | ErrorTest | None = None
 
 
-def decide(canary: dict[str, Any], prod: dict[str, Any], limits: Monitor) -> Decision:
-    """wait until both sides have `min_requests` requests and `min_labelled` labelled requests; then
-    rollback if the z-test finds the canary less accurate at `significance`, or if its error rate or p99
-    latency is above both the monitor threshold and prod's own figure (a canary is not blamed for what prod
-    does too); promote otherwise."""
+def decide(canary: dict[str, Any], prod: dict[str, Any], limits: Monitor, task: Task) -> Decision:
+    """wait until both sides have `min_requests` requests and `min_labelled` labelled requests (a regressor also
+    two labelled predictions, for the spread of its errors); then rollback if `compare_quality`'s test finds the
+    canary worse at `significance`, or if its error rate or p99 latency is above both the monitor threshold and
+    prod's own figure (a canary is not blamed for what prod does too); promote otherwise."""
     waiting = [
         f"{side} has {figures[key]} {what}, needs monitor.{need} ({getattr(limits, need)})"
         for side, figures in (("canary", canary), ("prod", prod))
@@ -384,16 +592,21 @@ def decide(canary: dict[str, Any], prod: dict[str, Any], limits: Monitor) -> Dec
         )
         if figures[key] < getattr(limits, need)
     ]
+    if not waiting and not is_classification(task):
+        waiting = [
+            f"{side} has {figures['labelled_predictions']} labelled prediction, needs 2 for the spread of its errors"
+            for side, figures in (("canary", canary), ("prod", prod))
+            if figures["labelled_predictions"] < 2
+        ]
     if waiting:
         return Decision("wait", waiting)
-    test = accuracy_drop_test(
-        canary["correct"], canary["labelled_predictions"], prod["correct"], prod["labelled_predictions"]
-    )
+    comparison = compare_quality(canary, prod, task)
+    test = comparison.test
     reasons = []
     if test.p_value < limits.significance:
         reasons.append(
-            f"canary accuracy {canary['accuracy']} is lower than prod's {prod['accuracy']}: {ACCURACY_TEST}, "
-            f"z {test.z}, p-value {test.p_value} < significance {limits.significance}"
+            f"{comparison.worse}: {comparison.name}, {comparison.statistic}, p-value {test.p_value} < "
+            f"significance {limits.significance}"
         )
     for metric, key, limit in (
         ("error rate", "error_rate", limits.error_rate_max),
@@ -410,7 +623,7 @@ def decide(canary: dict[str, Any], prod: dict[str, Any], limits: Monitor) -> Dec
     return Decision(
         "promote",
         [
-            f"no evidence the canary is less accurate ({ACCURACY_TEST}: z {test.z}, p-value {test.p_value} >= "
+            f"{comparison.not_worse} ({comparison.name}: {comparison.statistic}, p-value {test.p_value} >= "
             f"significance {limits.significance}); error rate and p99 latency within limits"
         ],
         test,
@@ -435,10 +648,10 @@ def canary_decide(apply: bool = False) -> int:
         side: version_figures(logged.requests, logged.predictions, held.version, labels)
         for side, held in (("canary", canary), ("prod", prod))
     }
-    decision = decide(sides["canary"], sides["prod"], params.monitor)
+    decision = decide(sides["canary"], sides["prod"], params.monitor, labels.task)
     record = {
         **asdict(decision),
-        "test_name": ACCURACY_TEST,
+        "test_name": quality_test_name(labels.task),
         "significance": params.monitor.significance,
         "window": window_of(logged.requests, canary.activated_at),
         "canary": {"version": canary.version, **sides["canary"]},

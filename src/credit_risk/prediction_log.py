@@ -10,8 +10,11 @@ second time, so any number of replicas may open the same database at once.
 Tables:
 - `requests`: one row per POST /predict: the version that answered (none when the request was refused
   before reaching a model), its routing key, HTTP status, rows and latency;
-- `predictions`: one row per predicted row: its inputs as sent (JSON), the prediction and probability;
-- `feedback`: the true label of a predicted row, from POST /feedback; the latest one counts.
+- `predictions`: one row per predicted row: its inputs as sent (JSON), the prediction (JSON: a class label,
+  or a regression's value) and the probability a classifier gave it (binary: of the positive class;
+  multiclass: of the predicted label; none for a regression);
+- `feedback`: the true label (a regression's true value) of a predicted row, from POST /feedback; the
+  latest one counts.
 """
 
 import json
@@ -55,7 +58,7 @@ predictions_table = sa.Table(
     sa.Column("row", sa.Integer, nullable=False),
     sa.Column("inputs", sa.Text, nullable=False),
     sa.Column("prediction", sa.Text, nullable=False),
-    sa.Column("probability", sa.Float, nullable=False),
+    sa.Column("probability", sa.Float),  # none for a regression; NOT NULL in logs before it (`_migrate`)
     sa.Column("latency_ms", sa.Float, nullable=False),
     sa.Index("predictions_by_time", "time"),
     sa.Index("predictions_by_request", "request_id", "row"),
@@ -76,6 +79,40 @@ ISO_TIMES = (
 )
 
 
+# Logs before regression models stored a probability for every prediction (NOT NULL), which a regressor has
+# none of. PostgreSQL drops the constraint in place (a no-op the second time); SQLite cannot, so its table
+# is copied once into one without it (`_allow_missing_probability_sqlite`). Another database's old log
+# needs the same statement run once by hand.
+NULLABLE_PROBABILITY = "ALTER TABLE predictions ALTER COLUMN probability DROP NOT NULL"
+
+
+def _allow_missing_probability_sqlite(engine: sa.Engine) -> None:
+    """Rebuild an old SQLite `predictions` table whose probability is NOT NULL, its rows and indexes kept.
+
+    BEGIN IMMEDIATE takes the write lock before the check, so of several workers opening an old log at once
+    one rebuilds it and the others, once it is done, find nothing left to do.
+    """
+    with engine.connect() as connection:
+        connection.exec_driver_sql("BEGIN IMMEDIATE")
+        columns = connection.exec_driver_sql("PRAGMA table_info(predictions)").all()
+        if not any(column[1] == "probability" and column[3] for column in columns):  # (cid, name, type, notnull...)
+            connection.rollback()
+            return
+        connection.exec_driver_sql("ALTER TABLE predictions RENAME TO predictions_before_regression")
+        for index in predictions_table.indexes:  # index names are the database's: free them for the new table
+            connection.exec_driver_sql(f"DROP INDEX IF EXISTS {index.name}")
+        connection.execute(CreateTable(predictions_table))
+        quote = connection.dialect.identifier_preparer.quote  # "row" is a keyword in some databases
+        names = ", ".join(quote(column.name) for column in predictions_table.columns)
+        connection.exec_driver_sql(
+            f"INSERT INTO predictions ({names}) SELECT {names} FROM predictions_before_regression"
+        )
+        connection.exec_driver_sql("DROP TABLE predictions_before_regression")
+        for index in sorted(predictions_table.indexes, key=lambda index: str(index.name)):
+            connection.execute(CreateIndex(index))
+        connection.commit()
+
+
 @dataclass(frozen=True)
 class AnsweredRequest:
     """One POST /predict as the log records it: the request, and a prediction per row when it was answered."""
@@ -85,8 +122,8 @@ class AnsweredRequest:
     route_key: str | None
     status: int
     rows: list[dict[str, Any]]
-    labels: list[Any]
-    probabilities: list[float]
+    labels: list[Any]  # per row: the predicted label, or a regression's value
+    probabilities: list[float | None]  # per row: a classifier's probability (see `predictions`), else None
     latency_ms: float
 
 
@@ -126,6 +163,10 @@ def open_store(url: str) -> sa.Engine:
                     connection.execute(CreateIndex(index, if_not_exists=True))
             if engine.dialect.name == "sqlite":
                 connection.execute(sa.text(ISO_TIMES))
+            elif engine.dialect.name == "postgresql":
+                connection.execute(sa.text(NULLABLE_PROBABILITY))
+        if engine.dialect.name == "sqlite":
+            _allow_missing_probability_sqlite(engine)
     except sa.exc.SQLAlchemyError as error:
         cause = str(getattr(error, "orig", None) or error).strip().splitlines()[0]
         raise PipelineError(

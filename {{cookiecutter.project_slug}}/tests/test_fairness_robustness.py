@@ -350,3 +350,11 @@ def test_a_scorer_that_does_not_suit_the_task_is_a_clear_error():
         score(model, features, target)
     with pytest.raises(PipelineError, match=r"'evaluate.robustness.metric' is 'auc_roc', not a scikit-learn scorer"):
         robustness_scorer("auc_roc", "regression")
+
+
+def test_groups_coded_as_whole_numbers_are_named_as_whole_numbers():
+    """A code such as sex 1/2 arrives as float64 from the data; its groups read "1" and "2", not "1.0"."""
+    from {{ cookiecutter.package_name }}.evaluate import group_names
+
+    assert group_names(pd.Series([1.0, 2.0, None])).tolist() == ["1", "2", "missing"]
+    assert group_names(pd.Series([0.5, 2.0])).tolist() == ["0.5", "2.0"]

@@ -3,8 +3,11 @@
 import json
 from statistics import NormalDist
 
+import numpy as np
 import pandas as pd
 import pytest
+from scipy.stats import ttest_ind
+from sklearn.metrics import accuracy_score, f1_score, mean_absolute_error
 
 from {{ cookiecutter.package_name }}.core import Monitor, PipelineError, write_json
 from {{ cookiecutter.package_name }}.monitor import (
@@ -14,6 +17,7 @@ from {{ cookiecutter.package_name }}.monitor import (
     evaluation_positive_rate,
     logged_inputs,
     monitor_report,
+    prediction_drift,
     version_figures,
 )
 from {{ cookiecutter.package_name }}.schema import ColumnSpec, Schema
@@ -23,14 +27,17 @@ LIMITS = Monitor(
     error_rate_max=0.2,
     latency_p99_ms_max=100,
     positive_rate_max_gap=0.1,
+    class_share_max_gap=0.1,
+    prediction_mean_max_shift=0.5,
     drift_psi_max=0.2,
     drifted_share_max=0.5,
     min_labelled=2,
     f1_min=0.75,
     accuracy_min=0.7,
+    mae_max=10.0,
     significance=0.05,
 )
-LABELS = Labels(positive=1.0, numeric=True)
+LABELS = Labels(task="binary", positive=1.0, numeric=True)
 TIME = pd.Timestamp("2026-11-27T06:00:00Z")
 
 
@@ -55,7 +62,7 @@ def logged(version: str, statuses: list[int], latencies: list[float], predicted:
             "row": 0,
             "model_version": version,
             "prediction": predicted,
-            "probability": [0.9 if value == 1 else 0.1 for value in predicted],
+            "probability": [None if isinstance(value, float) else 0.9 if value == 1 else 0.1 for value in predicted],
             "label": truth,
         }
     )
@@ -184,7 +191,7 @@ def side(requests: int = 10, labelled: int = 10, correct: int = 9, error_rate: f
     ],
 )
 def test_the_decision_table(canary, prod, expected, reason):
-    decision = decide(canary, prod, LIMITS)
+    decision = decide(canary, prod, LIMITS, "binary")
     assert decision.decision == expected
     assert any(line.startswith(reason) for line in decision.reasons), decision.reasons
 
@@ -193,3 +200,105 @@ def test_inputs_the_contract_cannot_type_are_a_user_error_not_a_crash():
     schema = Schema(columns={"age": ColumnSpec(type="integer"), "housing": ColumnSpec(type="categorical")})
     with pytest.raises(PipelineError, match="do not parse with schema.yaml's types"):
         logged_inputs(pd.Series(['{"age": 30, "housing": 2}', '{"age": "old"}']), schema, ["age", "housing"])
+
+
+# --- Multiclass and regression
+MULTICLASS = Labels(task="multiclass", positive=None, numeric=False)
+REGRESSION = Labels(task="regression", positive=None, numeric=True)
+
+
+def test_multiclass_figures_are_class_shares_accuracy_and_macro_f1_as_scikit_learn_counts_them():
+    predicted = ["a", "b", "b", "c", "a", "b"]
+    truth = ["a", "b", "c", "c", None, "a"]
+    requests, predictions = logged("v1", [200] * 6, [1] * 6, predicted, truth)
+    figures = version_figures(requests, predictions, "v1", MULTICLASS)
+    assert figures["predicted_share"] == {"a": round(2 / 6, 6), "b": 0.5, "c": round(1 / 6, 6)}
+    labelled_truth, labelled_guess = ["a", "b", "c", "c", "a"], ["a", "b", "b", "c", "b"]
+    assert figures["accuracy"] == pytest.approx(accuracy_score(labelled_truth, labelled_guess), abs=1e-6)
+    assert figures["f1_macro"] == pytest.approx(f1_score(labelled_truth, labelled_guess, average="macro"), abs=1e-6)
+    assert "positive_rate" not in figures and "f1" not in figures
+
+
+def test_multiclass_prediction_drift_is_the_largest_class_share_gap_and_alerts_naming_the_class():
+    figures = {"predicted_share": {"a": 0.5, "b": 0.5}}
+    drift = prediction_drift(figures, {"predicted_share": {"a": 0.4, "b": 0.3, "c": 0.3}}, "multiclass")
+    assert drift["class_share_gap"] == 0.3 and drift["class_share_gap_class"] == "c"  # never predicted now: 0.3 - 0
+    requests, predictions = logged("v1", [200] * 4, [1] * 4, ["a", "a", "a", "b"], [None] * 4)
+    versions = {"v1": version_figures(requests, predictions, "v1", MULTICLASS)}
+    versions["v1"].update(prediction_drift(versions["v1"], {"predicted_share": {"a": 0.5, "b": 0.5}}, "multiclass"))
+    report = monitor_report({"since": None, "until": None}, versions, LIMITS, refused=0)
+    assert report["alerts"] == [
+        "v1 predicted class share gap to evaluation (class 'a') (value 0.25, threshold 0.1) - above "
+        "monitor.class_share_max_gap"
+    ]
+
+
+def test_regression_figures_are_the_mean_prediction_and_the_mae_as_scikit_learn_counts_it():
+    predicted = [100.0, 150.0, 200.0, 120.0, 90.0]
+    truth = [110, 150.5, None, 100, 95]
+    requests, predictions = logged("v1", [200] * 5, [1] * 5, predicted, truth)
+    figures = version_figures(requests, predictions, "v1", REGRESSION)
+    assert figures["prediction_mean"] == pytest.approx(np.mean(predicted), abs=1e-6)
+    assert figures["prediction_std"] == pytest.approx(np.std(predicted), abs=1e-6)
+    kept = [0, 1, 3, 4]
+    expected_mae = mean_absolute_error([truth[i] for i in kept], [predicted[i] for i in kept])
+    assert figures["mae"] == pytest.approx(expected_mae, abs=1e-6) and figures["labelled_predictions"] == 4
+    assert "accuracy" not in figures and "correct" not in figures
+    drift = prediction_drift(figures, {"prediction_mean": 110.0, "prediction_std": 40.0}, "regression")
+    assert drift["prediction_mean_shift"] == pytest.approx(abs(np.mean(predicted) - 110.0) / 40.0, abs=1e-6)
+    constant = prediction_drift(figures, {"prediction_mean": 1.0, "prediction_std": 0.0}, "regression")
+    assert constant["prediction_mean_shift"] is None  # a constant evaluation gives no unit to measure the shift in
+
+
+def regression_report(limits: Monitor, evaluation: dict | None) -> dict:
+    requests, predictions = logged("v1", [200] * 4, [1] * 4, [10.0, 20.0, 30.0, 40.0], [0.0, 50.0, 30.0, 20.0])
+    figures = version_figures(requests, predictions, "v1", REGRESSION)
+    figures.update(prediction_drift(figures, evaluation, "regression"))
+    return monitor_report({"since": None, "until": None}, {"v1": figures}, limits, refused=0)
+
+
+def test_regression_alerts_on_a_shifted_mean_prediction_and_an_mae_above_its_maximum_only_when_one_is_set():
+    report = regression_report(LIMITS, {"prediction_mean": 15.0, "prediction_std": 10.0})
+    assert report["alerts"] == [
+        "v1 mean prediction shift from evaluation (its standard deviations) (value 1.0, threshold 0.5) - above "
+        "monitor.prediction_mean_max_shift",
+        "v1 MAE on labelled requests (value 15.0, threshold 10.0) - above monitor.mae_max",
+    ]
+    unjudged = regression_report(LIMITS.model_copy(update={"mae_max": None}), None)
+    assert unjudged["alerts"] == []
+    assert unjudged["versions"]["v1"]["notes"] == [
+        "monitor.mae_max is null: MAE reported, not judged",
+        "no evaluation recorded for this version: its mean prediction is not compared",
+    ]
+
+
+def regression_side(version: str, errors: np.ndarray) -> dict:
+    truth = np.full(len(errors), 100.0)
+    requests, predictions = logged(
+        version, [200] * len(errors), [1] * len(errors), (truth + errors).tolist(), truth.tolist()
+    )
+    return version_figures(requests, predictions, version, REGRESSION)
+
+
+def test_canary_decide_on_a_regressor_runs_welch_s_one_sided_t_test_on_the_absolute_errors():
+    generator = np.random.default_rng(0)
+    prod_errors = generator.normal(0, 5, 60)
+    worse_errors = generator.normal(0, 9, 40)
+    prod, canary = regression_side("v1", prod_errors), regression_side("v2", worse_errors)
+    decision = decide(canary, prod, LIMITS, "regression")
+    expected = ttest_ind(np.abs(worse_errors), np.abs(prod_errors), equal_var=False, alternative="greater")
+    assert decision.test is not None and decision.test.p_value == pytest.approx(expected.pvalue, abs=1e-5)
+    assert decision.decision == "rollback" and decision.reasons[0].startswith("canary MAE")
+    same = regression_side("v3", generator.normal(0, 5, 40))
+    assert decide(same, prod, LIMITS, "regression").decision == "promote"
+    better = decide(prod, canary, LIMITS, "regression")  # prod's errors against the worse model's: no rollback
+    assert better.decision == "promote" and better.reasons[0].startswith("no evidence the canary's errors are larger")
+
+
+def test_canary_decide_on_a_regressor_waits_for_two_labelled_predictions_and_handles_errors_that_never_vary():
+    limits = LIMITS.model_copy(update={"min_requests": 1, "min_labelled": 1})
+    one, many = regression_side("v1", np.array([1.0])), regression_side("v2", np.array([1.0, 2.0, 3.0]))
+    assert decide(one, many, limits, "regression").decision == "wait"
+    constant, off = regression_side("v3", np.array([2.0, -2.0, 2.0])), regression_side("v4", np.array([1.0] * 3))
+    assert decide(constant, off, limits, "regression").decision == "rollback"  # always 2 off against always 1 off
+    assert decide(off, off, limits, "regression").decision == "promote"

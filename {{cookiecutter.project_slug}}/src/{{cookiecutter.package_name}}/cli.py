@@ -56,7 +56,8 @@ COMMANDS: dict[str, tuple[str, list[Argument]]] = {
     "rollback": ("give prod back to the version that held it before, with its baseline and reference", []),
     "status": ("which version holds each stage (prod, canary) and since when, and the candidate's gate verdict", []),
     "monitor": (
-        "per model version in the prediction log: traffic, errors, latency, drift, labelled quality; 1 on an alert",
+        "per model version in the prediction log: traffic, errors, latency, input and prediction drift, labelled "
+        "quality (F1 and accuracy, or MAE); 1 on an alert",
         [
             (
                 "--since",
@@ -65,11 +66,13 @@ COMMANDS: dict[str, tuple[str, list[Argument]]] = {
         ],
     ),
     "canary-decide": (
-        "compare the canary with prod on the logged traffic and decide: promote, rollback or wait",
+        "compare the canary with prod on the logged traffic (accuracy, or a regressor's absolute errors) and "
+        "decide: promote, rollback or wait",
         [("--apply", {"action": "store_true", "help": "carry the decision out (promote or roll back the canary)"})],
     ),
     "predict": (
-        "score a CSV or Parquet file: its rows out in order, with prediction, probability and model_version",
+        "score a CSV or Parquet file: its rows out in order, with prediction, a classifier's probability and "
+        "probability_<label> per class, and model_version",
         [
             ("--input", {"required": True, "dest": "input_path", "help": "rows to score (.csv or .parquet)"}),
             ("--output", {"required": True, "dest": "output_path", "help": "file to write (.csv or .parquet)"}),

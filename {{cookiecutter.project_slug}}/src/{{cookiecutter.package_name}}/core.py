@@ -456,7 +456,8 @@ class GateFairness(Section):
 
 
 class GateRobustness(Section):
-    max_drop: Fraction
+    # in the robustness metric's units: a fraction for a rate or R², the target's units for a neg_* error scorer
+    max_drop: Annotated[float, Field(ge=0)]
 
 
 class Gate(Section):
@@ -497,12 +498,15 @@ class Monitor(Section):
     min_requests: Count
     error_rate_max: Fraction
     latency_p99_ms_max: Positive
-    positive_rate_max_gap: Fraction
+    positive_rate_max_gap: Fraction  # binary
+    class_share_max_gap: Fraction  # multiclass
+    prediction_mean_max_shift: Positive  # regression, in standard deviations of the evaluation's predictions
     drift_psi_max: Positive
     drifted_share_max: Fraction
     min_labelled: Count
-    f1_min: Fraction
-    accuracy_min: Fraction
+    f1_min: Fraction  # classification (macro F1 for multiclass)
+    accuracy_min: Fraction  # classification
+    mae_max: Positive | None  # regression, in the target's units; null: not judged
     significance: OpenFraction
 
 

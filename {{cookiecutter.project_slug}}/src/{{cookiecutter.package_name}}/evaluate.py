@@ -304,6 +304,8 @@ ERROR_GAP = "mae_gap"  # regression's: in the target's units
 
 def group_names(groups: pd.Series) -> np.ndarray:
     """Each row's group as text; a missing value is a group of its own."""
+    if pd.api.types.is_numeric_dtype(groups) and (groups.dropna() % 1 == 0).all():
+        groups = groups.astype("Int64")  # a code such as sex 1/2 is read as float: its groups are "1" and "2"
     return groups.astype("string").fillna(MISSING_GROUP).to_numpy()
 
 

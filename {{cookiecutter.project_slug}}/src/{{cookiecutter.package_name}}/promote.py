@@ -32,9 +32,11 @@ from .core import (
     write_parquet,
 )
 from .model import recorded_md5, verified_md5
-from .task import binary_labels
+from .task import encode_target, is_classification
 
 if TYPE_CHECKING:
+    import numpy as np
+    import pandas as pd
     from gto.base import VStage
 
 STAGE = "prod"
@@ -217,9 +219,8 @@ def promote_prod(params: Params, artifact: str, md5: str) -> None:
     paths, settings = params.paths, params.validation
     write_json(baseline.model_dump(), paths.baseline)
     train = read_parquet(paths.train)
-    labels = binary_labels(train.pop(params.data.target), params.data.positive_class)
-    kept = sample_positions(len(train), settings.reference_rows, settings.seed, labels)
-    write_parquet(train.iloc[kept], paths.reference)
+    kept = sample_positions(len(train), settings.reference_rows, settings.seed, target_strata(train, params))
+    write_parquet(train.iloc[kept], paths.reference)  # the target kept: validate checks its drift too
     commit_production(params, f"Promote {artifact} {version} to {STAGE}")
     if registered is None:
         gto.register(".", artifact, "HEAD", version=version, message=f"{artifact} {version}")
@@ -228,6 +229,17 @@ def promote_prod(params: Params, artifact: str, md5: str) -> None:
     if canary is not None and canary.version == version:
         retire_canary(artifact, version, f"{artifact} {version} from {CANARY} to {STAGE}")
     print(f"promote: {artifact} {version} is now {STAGE} (tags {artifact}@{version}, {artifact}#{STAGE}#...)")
+
+
+def target_strata(train: "pd.DataFrame", params: Params) -> "np.ndarray | None":
+    """The reference sample's strata: a classifier's class per row (binary 0/1, as the split), so each class
+    keeps its share; none for a regression, whose target is a number, not a class."""
+    import numpy as np
+
+    if not is_classification(params.data.task):
+        return None
+    classes = encode_target(train[params.data.target], params.data)
+    return classes if params.data.task == "binary" else np.unique(classes, return_inverse=True)[1]
 
 
 def retire_canary(artifact: str, version: str, message: str) -> None:

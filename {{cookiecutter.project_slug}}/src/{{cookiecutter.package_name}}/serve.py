@@ -8,9 +8,11 @@ answered. Without a registry (no git, as in the container, or nothing promoted y
 model of dvc.lock answers alone.
 
 Requests are checked against a pydantic model generated from schema.yaml, so a bad row gets a 422 that
-names the field and the rule before it reaches a model. Every request and prediction goes to the
-prediction log (`prediction_log`), and `POST /feedback` adds the true label when it arrives, for
-`monitor` and `canary-decide`.
+names the field and the rule before it reaches a model. Each answer follows `data.task` (see
+`serving.Scored`): a classifier's `label`, `probability` and `probabilities` per class, a regressor's
+`value`. Every request and prediction goes to the prediction log (`prediction_log`), and
+`POST /feedback` adds the true label (a regressor's true value) when it arrives, for `monitor` and
+`canary-decide`.
 
 `POST /admin/reload` (or SIGHUP) loads the registry's models again after a promote or rollback and
 swaps them in between requests: requests in flight finish on the models they started with. Several
@@ -47,7 +49,8 @@ from .core import Params, PipelineError, Serve, load_params
 from .prediction_log import AnsweredRequest, PredictionLog, log_url
 from .promote import CANARY, STAGE, holder, in_git_repository, model_artifact
 from .schema import ColumnSpec, Schema, load_schema
-from .serving import ServingModel, load_serving_model
+from .serving import Scored, ServingModel, load_serving_model
+from .task import Task, is_classification
 
 MODEL_VERSION_VARIABLE = "SERVE_MODEL_VERSION"  # how `main` tells each worker which version to load
 METRICS_FOLDER_VARIABLE = "PROMETHEUS_MULTIPROC_DIR"  # prometheus-client's own name: workers share counts
@@ -166,7 +169,7 @@ def build_app(router: Router, settings: Serve, log: PredictionLog, token: str | 
     features = sorted({name for model in router.release.models for name in model.features})
     PredictRequest = request_model(schema, features, settings.max_rows)
     Feedback = feedback_model(schema, router.release.prod.target)
-    metrics = ServiceMetrics()
+    metrics = ServiceMetrics(router.release.prod.task)
     authorized = bearer_token(token)
 
     def takes_these_requests(release: Release) -> None:
@@ -228,18 +231,16 @@ def build_app(router: Router, settings: Serve, log: PredictionLog, token: str | 
         rows = [row.model_dump() for row in parsed.rows]
         one_thread.limit()
         try:
-            labels, probabilities = model.score(pd.DataFrame.from_records(rows, columns=model.features))
+            scored = model.score(pd.DataFrame.from_records(rows, columns=model.features))
         except Exception:
             log.write(AnsweredRequest(request_id, model.version, parsed.key, 500, rows, [], [], _ms_since(start)))
             raise
-        labels, probabilities = labels.tolist(), probabilities.tolist()
+        values = scored.values.tolist()
+        probabilities = [None] * len(values) if scored.probability is None else scored.probability.tolist()
         latency_ms = _ms_since(start)
-        log.write(AnsweredRequest(request_id, model.version, parsed.key, 200, rows, labels, probabilities, latency_ms))
-        metrics.observe_predictions(probabilities, model.version)
-        predictions = [
-            {"label": label, "probability": probability, "model_version": model.version}
-            for label, probability in zip(labels, probabilities, strict=True)
-        ]
+        log.write(AnsweredRequest(request_id, model.version, parsed.key, 200, rows, values, probabilities, latency_ms))
+        metrics.observe_predictions(scored, model.version)
+        predictions = [{**answer, "model_version": model.version} for answer in scored.answers()]
         return {"predictions": predictions, "request_id": request_id, "model_version": model.version}
 
     @app.post("/feedback", dependencies=[Depends(authorized)])
@@ -315,9 +316,10 @@ class PredictBody(BaseModel):
 
 
 class FeedbackBody(BaseModel):
-    """POST /feedback: the true label of row `row` of an answered request; `feedback_model` types the label."""
+    """POST /feedback: the true label of row `row` of an answered request (a regression's true value);
+    `feedback_model` types the label as the contract types the target."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
     request_id: Annotated[str, Field(pattern=REQUEST_ID.pattern)]
     row: Annotated[int, Field(ge=0)] = 0
     label: Any
@@ -426,10 +428,15 @@ class RequestMetrics:
 class ServiceMetrics:
     """Prometheus series labelled by the model version that answered (blank for requests no model answered);
     shared across workers through prometheus-client's multiprocess folder when there are several.
+
+    Predictions per task: a classifier's probability as a histogram over [0, 1] (`prediction_probability`:
+    binary, of the positive class; multiclass, of the predicted label); a regressor's value as a summary
+    (`prediction_value`, its count and sum): the target's scale is the project's, so no fixed buckets fit it,
+    and rate(sum) / rate(count) is the mean prediction, the figure `monitor` compares with the evaluation's.
     """
 
-    def __init__(self) -> None:
-        from prometheus_client import CollectorRegistry, Counter, Histogram
+    def __init__(self, task: Task) -> None:
+        from prometheus_client import CollectorRegistry, Counter, Histogram, Summary
 
         self.registry = CollectorRegistry()
         self.requests = Counter(
@@ -442,9 +449,13 @@ class ServiceMetrics:
             buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5),
             registry=self.registry,
         )
+        self.predictions: Histogram | Summary
+        if not is_classification(task):
+            self.predictions = Summary("prediction_value", "Predicted value", ["model_version"], registry=self.registry)
+            return
         self.predictions = Histogram(
             "prediction_probability",
-            "Predicted probability of the positive class",
+            "Predicted probability of the positive class" if task == "binary" else "Probability of the predicted label",
             ["model_version"],
             buckets=tuple(step / 10 for step in range(1, 11)),
             registry=self.registry,
@@ -455,10 +466,10 @@ class ServiceMetrics:
         self.requests.labels(path, str(status), version).inc()
         self.latency.labels(path, version).observe(seconds)
 
-    def observe_predictions(self, probabilities: list[float], version: str) -> None:
+    def observe_predictions(self, scored: Scored, version: str) -> None:
         series = self.predictions.labels(version)
-        for probability in probabilities:
-            series.observe(probability)
+        for figure in (scored.values if scored.probability is None else scored.probability).tolist():
+            series.observe(figure)
 
     def exposition(self) -> tuple[bytes, str]:
         from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest, multiprocess

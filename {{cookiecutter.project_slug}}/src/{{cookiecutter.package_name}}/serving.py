@@ -1,8 +1,16 @@
 """The model as `predict` and `serve` use it: verified before it is unpickled, and one way to score.
 
 The artifact is the Pipeline train saved, preprocessing included, and the rows it scores are typed by
-`model_input`, the one conversion both batch scoring and the service use: the same rows give the same
-float64 probabilities as evaluate's `metrics/sample_predictions.json`, with no training/serving skew.
+`model_input`, the one conversion both batch scoring and the service use, then scored by `task.predict`,
+the one scoring path evaluate uses too: the same rows give the same float64 figures as evaluate's
+`metrics/sample_predictions.json`, with no training/serving skew.
+
+What a row's prediction is follows `data.task` (`Scored`):
+- binary: the label (the contract's positive or negative one, by `evaluate.decision_threshold`), the
+  probability of the positive class, and `probabilities` per class;
+- multiclass: the most probable class (as text, as the model knows it), its probability, and
+  `probabilities` per class;
+- regression: the predicted value.
 
 `predict` is batch scoring: a CSV or Parquet file of rows in, the same rows with their predictions
 out. Rows are read, checked against the data contract and scored `serve.batch_rows` at a time, so
@@ -39,8 +47,40 @@ from .model import verified_md5
 from .preprocess import read_csv_chunks, strip_labels
 from .promote import model_artifact
 from .schema import Schema, check_rows, label_key, load_schema, refuse_columns_outside
+from .task import Task, class_label
+from .task import predict as task_predict
 
 VERSION = re.compile(r"^v\d+\.\d+\.\d+([-+][0-9A-Za-z.-]+)?$")
+
+
+@dataclass(frozen=True)
+class Scored:
+    """Rows scored: what the service answers and `predict` writes, one entry per row."""
+
+    values: np.ndarray  # the predicted label as answered (classification), or the predicted value (regression)
+    probability: np.ndarray | None  # binary: of the positive class; multiclass: of the predicted label
+    probabilities: np.ndarray | None  # rows x classes, columns in `classes` order; None for regression
+    classes: list[str]  # the class labels as text: the keys of an answer's `probabilities`
+
+    def answers(self) -> list[dict[str, Any]]:
+        """One JSON-ready answer per row: `label`, `probability` and `probabilities`, or `value`."""
+        values = self.values.tolist()
+        if self.probability is None or self.probabilities is None:
+            return [{"value": value} for value in values]
+        return [
+            {"label": label, "probability": probability, "probabilities": dict(zip(self.classes, row, strict=True))}
+            for label, probability, row in zip(
+                values, self.probability.tolist(), self.probabilities.tolist(), strict=True
+            )
+        ]
+
+    def columns(self) -> dict[str, np.ndarray]:
+        """The columns batch scoring adds: `prediction`, and for classification `probability` and one
+        `probability_<label>` per class."""
+        if self.probability is None or self.probabilities is None:
+            return {"prediction": self.values}
+        per_class = {f"probability_{label}": self.probabilities[:, column] for column, label in enumerate(self.classes)}
+        return {"prediction": self.values, "probability": self.probability, **per_class}
 
 
 @dataclass(frozen=True)
@@ -53,7 +93,8 @@ class ServingModel:
     md5: str
     source_commit: str | None
     threshold: float
-    positive_label: Any
+    task: Task
+    positive_label: Any  # binary: the target's labels as the contract spells them; None for the other tasks
     negative_label: Any
 
     @property
@@ -67,19 +108,28 @@ class ServingModel:
             "md5": self.md5,
             "source_commit": self.source_commit,
             "features": self.features,
-            "decision_threshold": self.threshold,
+            "task": self.task,
+            "decision_threshold": self.threshold if self.task == "binary" else None,
         }
 
     def typed(self, frame: pd.DataFrame) -> pd.DataFrame:
         return model_input(frame, self.schema, self.features)
 
-    def score_typed(self, typed: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
-        """Predicted labels and probabilities of the positive class, one per row of `typed`."""
-        probabilities = self.pipeline.predict_proba(typed)[:, 1]
-        labels = np.where(probabilities >= self.threshold, self.positive_label, self.negative_label)
-        return labels, probabilities
+    def score_typed(self, typed: pd.DataFrame) -> Scored:
+        """The prediction for each row of `typed`, through the scoring path evaluate uses."""
+        predicted = task_predict(self.pipeline, typed, self.task, self.threshold)
+        probabilities = predicted.probabilities
+        if probabilities is None:  # regression
+            return Scored(predicted.values.astype("float64"), None, None, [])
+        if self.task == "binary":  # the model's classes are 0/1: answered as the contract spells them
+            labels = np.where(predicted.values == 1, self.positive_label, self.negative_label)
+            classes = [class_label(self.negative_label), class_label(self.positive_label)]
+            return Scored(labels, probabilities[:, 1], probabilities, classes)
+        columns = pd.Index(predicted.classes).get_indexer(predicted.values)
+        chosen = np.take_along_axis(probabilities, columns[:, np.newaxis], axis=1)[:, 0]
+        return Scored(predicted.values, chosen, probabilities, [class_label(label) for label in predicted.classes])
 
-    def score(self, frame: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
+    def score(self, frame: pd.DataFrame) -> Scored:
         return self.score_typed(self.typed(frame))
 
 
@@ -121,8 +171,9 @@ def load_serving_model(params: Params, schema: Schema, version: str | None = Non
         md5=md5,
         source_commit=source_commit,
         threshold=params.evaluate.decision_threshold,
-        positive_label=params.data.positive_class,
-        negative_label=_negative_label(params, schema),
+        task=params.data.task,
+        positive_label=params.data.positive_class if params.data.task == "binary" else None,
+        negative_label=_negative_label(params, schema) if params.data.task == "binary" else None,
     )
 
 
@@ -199,8 +250,7 @@ def _scored(chunks: Iterator[pd.DataFrame], model: ServingModel, source: Path) -
             raise PipelineError(
                 f"rows to score break the data contract ({len(failures)} checks):\n  " + "\n  ".join(failures)
             )
-        labels, probabilities = model.score_typed(typed)
-        yield chunk.assign(prediction=labels, probability=probabilities, model_version=model.version)
+        yield chunk.assign(**model.score_typed(typed).columns(), model_version=model.version)
         first_row += len(chunk)
 
 
@@ -242,14 +292,14 @@ def _write(scored: Iterator[pd.DataFrame], destination: Path, schema: Schema) ->
 
 
 def _arrow_table(chunk: pd.DataFrame, schema: Schema) -> pa.Table:
-    """A chunk with the same column types as every other: the contract's (numbers float64, labels text)."""
+    """A chunk with the same column types as every other: the contract's (numbers float64, labels text), and
+    the predictions' (probabilities float64)."""
     labels = [name for name in chunk.columns if name in schema.columns and not schema.columns[name].is_numeric]
     prediction = pa.string() if chunk["prediction"].dtype == object else pa.from_numpy_dtype(chunk["prediction"].dtype)
     types = {
         **{name: pa.float64() if spec.is_numeric else pa.string() for name, spec in schema.columns.items()},
         "prediction": prediction,
-        "probability": pa.float64(),
         "model_version": pa.string(),
     }
-    arrow_schema = pa.schema([(name, types[name]) for name in chunk.columns])
+    arrow_schema = pa.schema([(name, types.get(name, pa.float64())) for name in chunk.columns])
     return pa.Table.from_pandas(chunk.astype(dict.fromkeys(labels, object)), schema=arrow_schema, preserve_index=False)
