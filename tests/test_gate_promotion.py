@@ -159,8 +159,9 @@ def test_lifecycle_restore_by_tag_refuse_a_mismatched_model_promote_v1_1_0_then_
 
 def test_promotion_keeps_the_training_data_as_reference_and_validate_checks_psi_per_column(promoted):
     reference = pd.read_parquet(promoted.path / "production" / "reference.parquet")
-    training = pd.read_parquet(promoted.path / "data" / "processed" / "train.parquet").drop(columns=["risk"])
+    training = pd.read_parquet(promoted.path / "data" / "processed" / "train.parquet")
     assert len(reference) == len(training) > 0  # the sample is every row while there are at most reference_rows
+    assert "risk" in reference.columns  # the target's drift is checked too
     assert sorted(map(tuple, reference.astype(str).to_numpy())) == sorted(map(tuple, training.astype(str).to_numpy()))
     checks = json.loads((promoted.path / "metrics" / "validation.json").read_text())["checks"]
     psi = {check["column"]: check for check in checks if check["name"] == "drift: PSI"}
