@@ -43,19 +43,24 @@ from sklearn.metrics import get_scorer
 from sklearn.pipeline import Pipeline
 from threadpoolctl import threadpool_limits
 
-from .core import PipelineError, Robustness, load_params, read_parquet, rounded, sample_positions, write_json
+from .core import (
+    HEADLINE_METRICS,
+    MAIN_METRIC,
+    PipelineError,
+    Robustness,
+    load_params,
+    read_parquet,
+    rounded,
+    sample_positions,
+    write_json,
+)
 from .model import load_model
 from .schema import Schema, check_params, load_schema, parse_rule, rule_holds
-from .task import MAIN_METRIC, Predictions, Task, encode_target, is_classification, predict
+from .task import Predictions, Task, encode_target, is_classification, predict
 
 # --- Quality
 CURVE_POINTS = 101
 WARMUP_CALLS = 10  # untimed single-row calls before timing: first calls pay for lazy set-up
-HEADLINE: dict[Task, tuple[str, ...]] = {  # the metrics the stage's summary line names
-    "binary": ("accuracy", "f1", "roc_auc"),
-    "multiclass": ("accuracy", "f1_macro", "roc_auc_ovr"),
-    "regression": ("mae", "rmse", "r2"),
-}
 
 
 def binary_metrics(y_true: np.ndarray, y_score: np.ndarray, threshold: float) -> dict[str, Any]:
@@ -568,4 +573,4 @@ def main() -> None:
     }
     for path, data in outputs.items():
         write_json(data, path)
-    print("evaluate: " + ", ".join(f"{name} {scores[name]}" for name in HEADLINE[task]))
+    print("evaluate: " + ", ".join(f"{name} {scores[name]}" for name in HEADLINE_METRICS[task]))

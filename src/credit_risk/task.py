@@ -18,8 +18,6 @@ import numpy as np
 import pandas as pd
 from sklearn.pipeline import Pipeline
 
-from .core import LOWER_IS_BETTER as LOWER_IS_BETTER  # defined in core for the gate, which imports nothing heavier
-from .core import MAIN_METRIC as MAIN_METRIC  # defined in core for the report, likewise
 from .core import Data, PipelineError, Task
 
 

@@ -333,6 +333,13 @@ LOWER_IS_BETTER = frozenset({"mae", "rmse", "mape", "log_loss", "latency_p50_ms"
 # The metric each task is judged by first: the learning curve's and the default robustness metric. Each is
 # also a scikit-learn scorer name and a key of evaluate's metrics. Here too, so the report imports nothing heavier.
 MAIN_METRIC: dict[Task, str] = {"binary": "roc_auc", "multiclass": "f1_macro", "regression": "r2"}
+# Each task's headline metrics: evaluate's summary line names them, and the report marks a change in one better
+# or worse by its own direction (LOWER_IS_BETTER) even where no gate check reads it.
+HEADLINE_METRICS: dict[Task, tuple[str, ...]] = {
+    "binary": ("accuracy", "f1", "roc_auc"),
+    "multiclass": ("accuracy", "f1_macro", "f1_weighted", "roc_auc_ovr", "log_loss"),
+    "regression": ("mae", "rmse", "r2", "mape"),
+}
 
 
 class Section(BaseModel):

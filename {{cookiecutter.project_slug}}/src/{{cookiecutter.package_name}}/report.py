@@ -26,7 +26,17 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any, TypedDict, TypeGuard
 
-from .core import LOWER_IS_BETTER, MAIN_METRIC, PipelineError, Task, load_params, read_json, rounded, run_tool
+from .core import (
+    HEADLINE_METRICS,
+    LOWER_IS_BETTER,
+    MAIN_METRIC,
+    PipelineError,
+    Task,
+    load_params,
+    read_json,
+    rounded,
+    run_tool,
+)
 
 MARKER = "<!-- dvc-pipeline-report -->"  # lets CI find and update its own comment
 GATE_STAGE = "gate"  # a failed gate leaves its stage unlocked; its verdict is current all the same
@@ -41,13 +51,6 @@ SECTION_PARAMS = {
     "comparison": "gate.comparison.min_ratio",
     "fairness": "gate.fairness.max_gap",
     "robustness": "gate.robustness.max_drop",
-}
-# The metrics SPEC names as each task's headline: a change in one is marked better or worse by its own
-# direction (core.LOWER_IS_BETTER) even where no gate check reads it; other metrics get a mark from the gate only.
-HEADLINE_METRICS: dict[Task, tuple[str, ...]] = {
-    "binary": ("accuracy", "f1", "roc_auc"),
-    "multiclass": ("accuracy", "f1_macro", "f1_weighted", "roc_auc_ovr", "log_loss"),
-    "regression": ("mae", "rmse", "r2", "mape"),
 }
 # The plot files evaluate writes for each task (under paths.plots), by the name the report gives them.
 PLOT_FILES: dict[Task, dict[str, str]] = {

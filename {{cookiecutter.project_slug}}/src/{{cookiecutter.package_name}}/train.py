@@ -1,7 +1,7 @@
 """Stage 3: fit one Pipeline (preprocessing + estimator) on the train split and save it.
 
 Also logs a learning curve in DVCLive's format, for `dvc plots` and DVC Studio: the task's main metric
-(ROC AUC, macro F1 or R², `task.MAIN_METRIC`), cross-validated on the training split at growing
+(ROC AUC, macro F1 or R², `core.MAIN_METRIC`), cross-validated on the training split at growing
 training-set sizes. A gap between the training and validation curves
 that does not close says the model needs more data or less capacity.
 """
@@ -17,6 +17,7 @@ from sklearn.model_selection import KFold, StratifiedKFold, learning_curve
 from sklearn.pipeline import Pipeline
 
 from .core import (
+    MAIN_METRIC,
     LearningCurve,
     PipelineError,
     Task,
@@ -29,7 +30,7 @@ from .core import (
 )
 from .model import build_pipeline, make_estimator, save_model
 from .schema import check_params, load_schema
-from .task import MAIN_METRIC, encode_target, is_classification
+from .task import encode_target, is_classification
 
 
 # --- Learning curve
