@@ -326,6 +326,7 @@ OpenFraction = Annotated[float, Field(gt=0, lt=1)]
 Positive = Annotated[float, Field(gt=0)]
 Count = Annotated[int, Field(ge=1)]
 Seed = Annotated[int, Field(ge=0)]
+ByteSize = Annotated[str, Field(pattern=r"^\d+(\.\d+)?\s*[kKMGT]i?B$")]  # as Dask writes them: 64MB, 500kB, 4GiB
 Task = Literal["binary", "multiclass", "regression"]
 # Metrics where smaller is better: the gate's comparison and the report's marks turn around for them. Here, not
 # in task.py, so that the gate reads it without importing pandas and scikit-learn.
@@ -410,8 +411,21 @@ class LearningCurve(Section):
 Hyperparameters = dict[str, Any]
 
 
+class Compute(Section):
+    """Where the stages run. `engine` and `partition_size` can change what a stage writes, so dvc.yaml lists them;
+    the cluster's address and the local cluster's size cannot, so changing them re-runs nothing."""
+
+    engine: Literal["local", "dask"]
+    scheduler: str  # a Dask scheduler's address, e.g. tcp://10.0.0.5:8786 (DASK_SCHEDULER_ADDRESS overrides it)
+    partition_size: ByteSize  # raw CSV bytes per partition (dask)
+    local_workers: Annotated[int, Field(ge=1, le=256)]  # with no address: a LocalCluster of this many workers,
+    worker_memory: ByteSize  # each limited to this much memory
+
+
 class Train(Section):
-    estimator: Literal["hist_gradient_boosting", "random_forest", "logistic_regression", "gradient_boosting", "ridge"]
+    estimator: Literal[
+        "hist_gradient_boosting", "random_forest", "logistic_regression", "gradient_boosting", "ridge", "lightgbm"
+    ]
     seed: Seed
     exclude_columns: list[str]
     learning_curve: LearningCurve
@@ -420,6 +434,7 @@ class Train(Section):
     gradient_boosting: Hyperparameters = {}
     hist_gradient_boosting: Hyperparameters = {}
     ridge: Hyperparameters = {}
+    lightgbm: Hyperparameters = {}
 
     @property
     def hyperparameters(self) -> Hyperparameters:
@@ -530,6 +545,7 @@ class Params(Section):
     data: Data
     validation: ValidateSettings = Field(alias="validate")
     split: Split
+    compute: Compute
     train: Train
     evaluate: Evaluate
     gate: Gate
