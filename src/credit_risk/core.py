@@ -122,9 +122,15 @@ def require(path: Path) -> Path:
 
 
 def read_parquet(path: Path, columns: list[str] | None = None) -> "pd.DataFrame":
+    """A Parquet file, or a folder of part.<n>.parquet files (the Dask engine's splits) in their numbers' order."""
     import pandas as pd  # here, not at the top: the gate reads only JSON and starts sooner without it
 
-    return pd.read_parquet(require(path), columns=columns)
+    if not require(path).is_dir():
+        return pd.read_parquet(path, columns=columns)
+    parts = sorted(path.glob("part.*.parquet"), key=lambda part: int(part.name.split(".")[1]))
+    if not parts:
+        raise PipelineError(f"{path} holds no part.<n>.parquet files: run `dvc repro` to write it again")
+    return pd.concat([pd.read_parquet(part, columns=columns) for part in parts], ignore_index=True)
 
 
 def write_parquet(frame: "pd.DataFrame", path: Path) -> None:
@@ -553,6 +559,15 @@ class Params(Section):
     monitor: Monitor
     retrain: Retrain
 
+    @model_validator(mode="after")
+    def _dask_trains_lightgbm(self) -> "Params":
+        if self.compute.engine == "dask" and self.train.estimator != "lightgbm":
+            raise ValueError(
+                f"compute.engine dask trains across the workers with LightGBM, and train.estimator is "
+                f"{self.train.estimator}: set train.estimator: lightgbm, or compute.engine: local"
+            )
+        return self
+
 
 def load_params(path: Path = PARAMS_FILE) -> Params:
     """Every param, typed and checked; a PipelineError with one line per mistake otherwise."""
@@ -584,7 +599,7 @@ def _error_line(path: Path, problem: Any) -> str:
     if problem["type"] == "extra_forbidden":
         return f"{path}: '{key}' is not a known key: remove it or fix its spelling"
     if problem["type"] == "value_error":  # a check across keys: the message names the values
-        return f"{path}: '{key}': {message}"
+        return f"{path}: '{key}': {message}" if key else f"{path}: {message}"
     value = repr(problem["input"])
     return f"{path}: '{key}' is {value if len(value) <= 80 else value[:77] + '...'}: {message}"
 
