@@ -1,7 +1,8 @@
 """The whole pipeline at growing sizes, under DVC and as one bare script: wall time, memory, ratios.
 
     python -m benchmarks.scale --rows 100000 1000000 10000000 [--runs 3] [--repeat 5]
-        [--task binary multiclass regression]
+        [--task binary multiclass regression] [--engine local dask] [--estimator lightgbm]
+        [--workers 2] [--worker-memory 4GB] [--partition-size 64MB]
 
 For each task and size, a freshly baked project of that task (the template's `task` answer) gets
 synthetic data shaped like its example (benchmarks.synthetic: German credit, wine or diabetes) as its
@@ -17,8 +18,15 @@ size, then:
 4. `dvc repro` after a train param changes (`train.seed`, a new value each of `--runs` times), and
    which stages it ran.
 
+With `--engine dask`, the project runs `compute.engine: dask` (and LightGBM, which that engine trains) on
+a cluster started for the benchmark on this machine, as tools.dask_cluster starts one: `dask scheduler` and
+`--workers` `dask worker` processes of one thread and `--worker-memory` each; the stages reach it through
+DASK_SCHEDULER_ADDRESS. Each stage's figures then add every worker's peak RSS during that stage, and the
+stage's own peak RSS is the client's. With both engines, the local engine's peak RSS is extrapolated to
+each size that only the Dask engine ran (a line through its two largest local sizes).
+
 Times are medians, peak RSS the largest seen. With binary and another task, each size ends with every
-task's full run against binary's (target: at most TASK_TARGET x). Figures, not tests:
+task's full run against binary's (target: at most TASK_TARGET x), per engine. Figures, not tests:
 tests/test_benchmarks.py only runs it at a tiny size to prove it works.
 """
 
@@ -31,11 +39,14 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Iterator
+from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
 import pandas as pd
 from tools.bakery import Project, Task, bake_project
+from tools.dask_cluster import DaskCluster, running_dask_cluster
 
 from benchmarks.synthetic import synthesize, write_csv
 from credit_risk.core import load_params
@@ -52,21 +63,37 @@ TARGETS = {
     "train-param repro / full dvc repro": 0.6,
 }
 PEAK_RSS_TARGET_GB = 6.0
+ENGINES = ("local", "dask")
+WORKER_PIDS_VARIABLE = "BENCHMARK_DASK_WORKER_PIDS"
 TASKS: tuple[Task, ...] = ("binary", "multiclass", "regression")
 TASK_TARGET = 1.5  # no task's full run slower than this many times binary's, at the same size
 
 # Runs a command and appends its label, wall time and peak RSS to a log. Linux reports, for
 # RUSAGE_CHILDREN, the largest peak RSS among all waited-for descendants, so DVC's stage processes count.
-MEASURE_SCRIPT = """
-import json, resource, subprocess, sys, time
+# With the Dask engine, the workers are no descendants: WORKER_PIDS_VARIABLE names a file of their pids, and
+# each one's peak RSS (VmHWM) is reset before the command (clear_refs 5) and read after it.
+MEASURE_SCRIPT = f"""
+import json, os, resource, subprocess, sys, time
 log, label, *command = sys.argv[1:]
+workers = os.environ.get("{WORKER_PIDS_VARIABLE}")
+workers = json.loads(open(workers).read()) if workers else {{}}
+def peak_rss_bytes(pid):  # None: the worker died (its nanny started another), its peak is lost
+    try:
+        with open(f"/proc/{{pid}}/status") as status:
+            return next(int(line.split()[1]) * 1024 for line in status if line.startswith("VmHWM:"))
+    except FileNotFoundError:
+        return None
+for pid in workers.values():
+    with open(f"/proc/{{pid}}/clear_refs", "w") as clear:
+        clear.write("5")
 start = time.perf_counter()
 code = subprocess.call(command)
-record = {
+record = {{
     "label": label,
     "seconds": time.perf_counter() - start,
     "peak_rss_bytes": resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss * 1024,
-}
+    "worker_peak_rss_bytes": {{name: peak_rss_bytes(pid) for name, pid in workers.items()}},
+}}
 with open(log, "a") as out:
     out.write(json.dumps(record) + "\\n")
 sys.exit(code)
@@ -87,6 +114,24 @@ for stage in {stages!r}:
 peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
 print(json.dumps({{"seconds": seconds, "peak_rss_bytes": peak}}), file=sys.stderr)
 """
+
+
+@dataclass(frozen=True)
+class Engine:
+    """Where the stages run: `local`, or `dask` on a cluster of `workers` processes started for the benchmark."""
+
+    name: str = "local"
+    estimator: str | None = None  # train.estimator; None: the project's own (dask: lightgbm)
+    workers: int = 2
+    worker_memory: str = "4GB"
+    partition_size: str | None = None  # compute.partition_size; None: the project's own
+
+    @property
+    def label(self) -> str:
+        """How a report's heading names it: nothing for the local engine, whose headings stay as they were."""
+        if self.name == "local":
+            return f", {self.estimator}" if self.estimator else ""
+        return f", dask engine ({self.workers} workers x {self.worker_memory})"
 
 
 @dataclass
@@ -116,9 +161,11 @@ def gate_verdict(project: Project) -> list[str]:
     return [check["name"] for check in verdict["checks"] if not check["passed"]]
 
 
-def prepare(scratch: Path, task: Task, rows: int, seed: int) -> Project:
-    """A baked project of `task` holding `rows` synthetic rows shaped like its example as its raw data, committed."""
+def prepare(scratch: Path, task: Task, rows: int, seed: int, engine: Engine) -> Project:
+    """A baked project of `task` holding `rows` synthetic rows shaped like its example as its raw data, set to
+    run on `engine`, committed."""
     project = bake_project(scratch, task=task)
+    use_engine(project, engine)
     raw = load_params(project.path / "params.yaml").paths.raw  # the task's example: german_credit, wine, diabetes
     sample = pd.read_csv(project.path / raw)
     write_csv(synthesize(sample, rows, seed, contract(project).rules), project.path / raw)
@@ -129,6 +176,36 @@ def prepare(scratch: Path, task: Task, rows: int, seed: int) -> Project:
     project.dvc("add", "--quiet", raw.as_posix())
     project.commit_all(f"{rows} synthetic rows")
     return project
+
+
+def use_engine(project: Project, engine: Engine) -> None:
+    """The project's params for `engine`: the Dask engine trains LightGBM (core.Params refuses anything else)."""
+    estimator = engine.estimator or ("lightgbm" if engine.name == "dask" else None)
+    if estimator:
+        project.set_param("train.estimator", estimator)
+    if engine.name == "dask":
+        project.set_param("compute.engine", "dask")
+    if engine.partition_size:
+        project.set_param("compute.partition_size", engine.partition_size)
+
+
+@contextmanager
+def cluster_for(project: Project, engine: Engine, folder: Path) -> Iterator[DaskCluster | None]:
+    """The Dask engine's cluster, its address in the project's environment (so every stage and the bare script
+    use it) and the file its workers' pids go to for the stage shim; nothing for the local engine."""
+    if engine.name == "local":
+        yield None
+        return
+    with running_dask_cluster(project.env, folder, engine.workers, engine.worker_memory) as cluster:
+        project.env.update(DASK_SCHEDULER_ADDRESS=cluster.address, **{WORKER_PIDS_VARIABLE: str(folder / "pids")})
+        yield cluster
+
+
+def record_worker_pids(project: Project, cluster: DaskCluster | None) -> None:
+    """Where the stage shim finds the workers, written before each run: a worker killed and restarted by its
+    nanny (out of memory) has a new pid."""
+    if cluster is not None:
+        Path(project.env[WORKER_PIDS_VARIABLE]).write_text(json.dumps(cluster.worker_pids()))
 
 
 def contract(project: Project) -> Schema:
@@ -176,11 +253,12 @@ def bare_runs(project: Project, copy_to: Path, runs: int) -> list[tuple[float, d
     return results
 
 
-def measure(task: Task, rows: int, repeat: int, runs: int, seed: int) -> dict:
+def measure(task: Task, rows: int, repeat: int, runs: int, seed: int, engine: Engine = Engine()) -> dict:
     """Every figure of one task at one size: medians over `runs` full runs (and `repeat` quick commands)."""
-    with tempfile.TemporaryDirectory() as folder:
-        scratch = Path(folder)
-        project = prepare(scratch / "project", task, rows, seed)
+    with ExitStack() as stack:
+        scratch = Path(stack.enter_context(tempfile.TemporaryDirectory()))
+        project = prepare(scratch / "project", task, rows, seed, engine)
+        cluster = stack.enter_context(cluster_for(project, engine, scratch / "cluster"))
         measure = scratch / "measure.py"
         measure.write_text(MEASURE_SCRIPT)
         log = scratch / "stages.jsonl"
@@ -188,6 +266,7 @@ def measure(task: Task, rows: int, repeat: int, runs: int, seed: int) -> dict:
         full, stage_runs = [], []
         failed_checks = []
         for _ in range(runs):  # --force runs every stage and bypasses the run-cache
+            record_worker_pids(project, cluster)
             full.append(timed(project, measure, "dvc", "repro", "--force"))
             stage_runs.append(read_log(log))
             failed_checks.append(gate_verdict(project))
@@ -204,12 +283,14 @@ def measure(task: Task, rows: int, repeat: int, runs: int, seed: int) -> dict:
         "task": task,
         "rows": rows,
         "runs": runs,
+        "engine": engine,
         "full_seconds": statistics.median(run.seconds for run in full),
         "peak_rss_bytes": max(run.peak_rss_bytes for run in full),
         "stages": {
             stage: {
                 "seconds": statistics.median(entries[stage]["seconds"] for entries in stage_runs),
                 "peak_rss_bytes": max(entries[stage]["peak_rss_bytes"] for entries in stage_runs),
+                "worker_peak_rss_bytes": worker_peaks([entries[stage] for entries in stage_runs]),
             }
             for stage in STAGES
         },
@@ -224,8 +305,18 @@ def measure(task: Task, rows: int, repeat: int, runs: int, seed: int) -> dict:
     }
 
 
-def gb(n_bytes: float) -> str:
-    return f"{n_bytes / 2**30:.2f} GB"
+def worker_peaks(records: list[dict]) -> dict[str, int | None]:
+    """Each worker's largest peak RSS over a stage's runs; None when a worker died during one (its peak is lost)."""
+    names = sorted({name for record in records for name in record.get("worker_peak_rss_bytes", {})})
+    peaks: dict[str, int | None] = {}
+    for name in names:
+        seen = [record["worker_peak_rss_bytes"].get(name) for record in records]
+        peaks[name] = None if None in seen else max(seen)
+    return peaks
+
+
+def gb(n_bytes: float | None) -> str:
+    return "lost" if n_bytes is None else f"{n_bytes / 2**30:.2f} GB"
 
 
 def gate_line(failed_checks: list[list[str]]) -> str:
@@ -239,16 +330,18 @@ def gate_line(failed_checks: list[list[str]]) -> str:
 
 def report(figures: dict) -> list[str]:
     """The figures of one size as printable lines; failed targets are marked."""
-    rows, stages = figures["rows"], figures["stages"]
+    rows, stages, engine = figures["rows"], figures["stages"], figures["engine"]
+    workers = sorted({name for entry in stages.values() for name in entry["worker_peak_rss_bytes"]})
     lines = [
-        f"## {figures['task']}, {rows:,} rows (medians of {figures['runs']} runs)",
+        f"## {figures['task']}, {rows:,} rows{engine.label} (medians of {figures['runs']} runs)",
         "",
-        f"{'stage':<12}{'dvc repro':>12}{'peak RSS':>12}{'bare':>12}",
+        f"{'stage':<12}{'dvc repro':>12}{'peak RSS':>12}{'bare':>12}" + "".join(f"{name:>12}" for name in workers),
     ]
     for stage in STAGES:
         lines.append(
             f"{stage:<12}{stages[stage]['seconds']:>10.2f} s{gb(stages[stage]['peak_rss_bytes']):>12}"
             f"{figures['bare_stage_seconds'][stage]:>10.2f} s"
+            + "".join(f"{gb(stages[stage]['worker_peak_rss_bytes'].get(name)):>12}" for name in workers)
         )
     overhead = figures["full_seconds"] - sum(entry["seconds"] for entry in stages.values())
     lines += [
@@ -275,17 +368,49 @@ def report(figures: dict) -> list[str]:
         f"{'peak RSS of any process':<38}{gb(figures['peak_rss_bytes']):>9}   "
         f"{'meets' if peak_ok else 'MISSES'} target {PEAK_RSS_TARGET_GB} GB"
     )
+    for name in workers:
+        peaks = [stages[stage]["worker_peak_rss_bytes"].get(name) for stage in STAGES]
+        peak = None if None in peaks else max(peak for peak in peaks if peak is not None)
+        lines.append(f"{f'peak RSS of {name}':<38}{gb(peak):>9}   limit {engine.worker_memory}")
     return lines
 
 
-def task_comparison(figures: list[dict]) -> list[str]:
-    """Each task's full `dvc repro` against binary's at the same size; nothing without binary to compare with."""
+def extrapolated_local_need(figures: list[dict]) -> list[str]:
+    """The local engine's peak RSS at each size only the Dask engine ran, on a line through the local engine's
+    two largest sizes of the same task (through zero with one size): what one machine would need."""
     lines = []
-    for rows in dict.fromkeys(entry["rows"] for entry in figures):
-        runs = {entry["task"]: entry["full_seconds"] for entry in figures if entry["rows"] == rows}
+    for entry in figures:
+        task, rows = entry["task"], entry["rows"]
+        local = sorted(
+            (other["rows"], other["peak_rss_bytes"])
+            for other in figures
+            if other["engine"].name == "local" and other["task"] == task
+        )
+        if entry["engine"].name != "dask" or not local or any(size == rows for size, _ in local):
+            continue
+        (small_rows, small_peak), (large_rows, large_peak) = ([(0, 0)] + local)[-2:]
+        slope = (large_peak - small_peak) / (large_rows - small_rows)
+        need = large_peak + slope * (rows - large_rows)
+        lines.append(
+            f"local engine's peak RSS extrapolated to {task}, {rows:,} rows: {gb(need)} "
+            f"(from its {', '.join(f'{size:,}' for size, _ in local[-2:])}-row runs)"
+        )
+    return lines + [""] if lines else []
+
+
+def task_comparison(figures: list[dict]) -> list[str]:
+    """Each task's full `dvc repro` against binary's at the same size on the same engine; nothing without binary
+    to compare with."""
+    lines = []
+    for rows, engine in dict.fromkeys((entry["rows"], entry["engine"]) for entry in figures):
+        runs = {
+            entry["task"]: entry["full_seconds"]
+            for entry in figures
+            if entry["rows"] == rows and entry["engine"] == engine
+        }
         if "binary" not in runs or len(runs) == 1:
             continue
-        lines += [f"## Tasks at {rows:,} rows: full dvc repro against binary's", ""]
+        lines += [f"## Tasks at {rows:,} rows{engine.label}: full dvc repro against binary's", ""]
         for task, seconds in runs.items():
             ratio = seconds / runs["binary"]
             verdict = "meets" if ratio <= TASK_TARGET else "MISSES"
@@ -301,13 +426,24 @@ def main() -> None:
     parser.add_argument("--repeat", type=int, default=5, help="runs of the no-op repro and of status (medians)")
     parser.add_argument("--seed", type=int, default=0, help="seed of the synthetic data")
     parser.add_argument("--task", nargs="+", choices=TASKS, default=["binary"], help="the template's task answers")
+    parser.add_argument("--engine", nargs="+", choices=ENGINES, default=["local"], help="compute.engine values")
+    parser.add_argument("--estimator", help="train.estimator on every engine (default: the project's; dask: lightgbm)")
+    parser.add_argument("--workers", type=int, default=2, help="dask: worker processes, one thread each")
+    parser.add_argument("--worker-memory", default="4GB", help="dask: each worker's memory limit")
+    parser.add_argument("--partition-size", help="dask: compute.partition_size (default: the project's)")
     args = parser.parse_args()
+    if "dask" in args.engine and args.estimator not in (None, "lightgbm"):
+        parser.error("the dask engine trains lightgbm only: leave --estimator out or set it to lightgbm")
+    engines = [
+        Engine(name, args.estimator, args.workers, args.worker_memory, args.partition_size) for name in args.engine
+    ]
     figures = []
     for rows in args.rows:
         for task in args.task:
-            figures.append(measure(task, rows, args.repeat, args.runs, args.seed))
-            print("\n".join(report(figures[-1])) + "\n", flush=True)
-    print("\n".join(task_comparison(figures)), end="", flush=True)
+            for engine in engines:
+                figures.append(measure(task, rows, args.repeat, args.runs, args.seed, engine))
+                print("\n".join(report(figures[-1])) + "\n", flush=True)
+    print("\n".join(task_comparison(figures) + extrapolated_local_need(figures)), end="", flush=True)
 
 
 if __name__ == "__main__":
