@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
-from benchmarks.scale import TARGETS, TASKS
+from benchmarks.scale import TARGETS, TASKS, Engine, extrapolated_local_need
 from benchmarks.synthetic import JITTERED_MIN_DISTINCT, decimal_places, example, synthesize
 from tools.bakery import TEMPLATE, isolated_env
 
@@ -43,6 +43,43 @@ def test_scale_benchmark_runs_every_step_of_every_task_at_a_tiny_size(tmp_path):
     comparison = sections["Tasks at 3,000 rows: full dvc repro against binary's"]
     for task in TASKS:
         assert re.search(rf"^{task}\s+\d+\.\d\d s\s+\d+\.\d\d x   (meets|MISSES) target 1.5 x$", comparison, re.M)
+
+
+@slow
+def test_scale_benchmark_runs_the_dask_engine_on_a_cluster_of_two_workers_at_a_tiny_size(tmp_path):
+    args = ["--rows", "3000", "--runs", "1", "--repeat", "1", "--engine", "dask", "--worker-memory", "1GB"]
+    output = run_benchmark("benchmarks.scale", *args, "--partition-size", "100KB", scratch=tmp_path)
+    section = output.split("## binary, 3,000 rows, dask engine (2 workers x 1GB) (medians of 1 runs)\n", 1)[1]
+    assert re.search(r"^stage\s+dvc repro\s+peak RSS\s+bare\s+worker-0\s+worker-1$", section, re.MULTILINE)
+    gigabytes = r"\d+\.\d\d GB"
+    for stage in ("preprocess", "validate", "train", "evaluate", "gate"):
+        line = rf"^{stage}\s+\d+\.\d\d s\s+{gigabytes}\s+\d+\.\d\d s\s+{gigabytes}\s+{gigabytes}$"
+        assert re.search(line, section, re.MULTILINE), stage
+    for worker in ("worker-0", "worker-1"):
+        assert re.search(rf"^peak RSS of {worker}\s+{gigabytes}   limit 1GB$", section, re.MULTILINE), worker
+    assert "gate: passed, every run" in section and "stages run: train, evaluate, gate" in section
+
+
+def test_the_local_engines_need_is_extrapolated_to_sizes_only_the_dask_engine_ran():
+    local, dask = Engine(), Engine("dask")
+    figures = [
+        {"task": "binary", "rows": 1_000_000, "engine": local, "peak_rss_bytes": 2 * 2**30},
+        {"task": "binary", "rows": 10_000_000, "engine": local, "peak_rss_bytes": 5 * 2**30},
+        {"task": "binary", "rows": 10_000_000, "engine": dask, "peak_rss_bytes": 1 * 2**30},
+        {"task": "binary", "rows": 50_000_000, "engine": dask, "peak_rss_bytes": 1 * 2**30},
+        {"task": "regression", "rows": 50_000_000, "engine": dask, "peak_rss_bytes": 1 * 2**30},
+    ]
+    # 2 GB at 1M and 5 GB at 10M rows: 1 GB per 3M rows more, so 5 + 40/3 GB at 50M; nothing where local ran,
+    # nothing for a task local never ran
+    assert extrapolated_local_need(figures) == [
+        "local engine's peak RSS extrapolated to binary, 50,000,000 rows: 18.33 GB (from its 1,000,000, "
+        "10,000,000-row runs)",
+        "",
+    ]
+    assert extrapolated_local_need(figures[1:]) == [  # one local size: in proportion to the rows
+        "local engine's peak RSS extrapolated to binary, 50,000,000 rows: 25.00 GB (from its 10,000,000-row runs)",
+        "",
+    ]
 
 
 @slow

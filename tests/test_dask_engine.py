@@ -1,0 +1,162 @@
+"""The pipeline on a real Dask cluster: `dask scheduler` and two `dask worker` processes on 127.0.0.1, each with a
+memory limit (tools.dask_cluster), reached through DASK_SCHEDULER_ADDRESS by a baked project set to
+`compute.engine: dask`. Its stages run there (the scheduler's transition counter grows), give the local engine's
+verdicts and metrics, reproduce their bytes, refuse broken data with the local engine's words, survive or clearly
+report a worker killed mid-stage, and say in one line when no scheduler answers.
+"""
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+import pandas as pd
+import pytest
+from tools.bakery import Project, bake_project, md5
+from tools.dask_cluster import DaskCluster, running_dask_cluster
+from tools.service import free_port
+
+from tests.test_fail_safe import USER_ERROR, locked_hashes
+from tests.test_validation import BROKEN, PROTECTED, RAW
+
+pytestmark = pytest.mark.slow  # runs DVC: `make test-fast` leaves it out
+
+ADDRESS_VARIABLE = "DASK_SCHEDULER_ADDRESS"
+PARTITION_SIZE = "10KB"  # the 45 KB sample in about five partitions, so every merge across partitions is exercised
+DASK_PARAMS = {"compute.engine": "dask", "train.estimator": "lightgbm", "compute.partition_size": PARTITION_SIZE}
+STAGES = ["preprocess", "validate", "train", "evaluate", "gate"]
+ON_THE_CLUSTER = ["preprocess", "validate", "train", "evaluate"]  # the gate reads metrics files: no Dask
+SPLITS = ["data/processed/train.parquet", "data/processed/test.parquet"]
+HEADLINE = ("accuracy", "f1", "roc_auc")  # core.HEADLINE_METRICS of the default (binary) task
+METRIC_TOLERANCE = 0.01
+
+
+def on(cluster: DaskCluster, project: Project) -> Project:
+    """The project's stages use the test cluster, as a CI job points a project at its cluster."""
+    project.env[ADDRESS_VARIABLE] = cluster.address
+    return project
+
+
+@pytest.fixture(scope="module")
+def baked(tmp_path_factory: pytest.TempPathFactory) -> Project:
+    """The default project set to the Dask engine (and LightGBM, the learner it trains across workers), committed."""
+    project = bake_project(tmp_path_factory.mktemp("dask-project"))
+    for key, value in DASK_PARAMS.items():
+        project.set_param(key, value)
+    project.commit_all("Dask engine")
+    return project
+
+
+@pytest.fixture(scope="module")
+def cluster(baked: Project, tmp_path_factory: pytest.TempPathFactory):
+    """Two workers of one thread and 2 GB each, in the baked project's environment (they import its package)."""
+    with running_dask_cluster(baked.env, tmp_path_factory.mktemp("dask-cluster")) as started:
+        yield started
+
+
+@dataclass
+class Reproduced:
+    project: Project
+    transitions: dict[str, int]  # the scheduler's transitions during each stage
+    task_names: list[str]  # every task name the scheduler saw during the run
+
+
+@pytest.fixture(scope="module")
+def reproduced(baked: Project, cluster: DaskCluster, tmp_path_factory: pytest.TempPathFactory) -> Reproduced:
+    """The Dask project run from scratch through the gate, stage by stage (to count each one's transitions)."""
+    project = on(cluster, baked.copy(tmp_path_factory.mktemp("dask-reproduced")))
+    transitions = {}
+    for stage in STAGES:
+        before = cluster.transitions()
+        result = project.dvc("repro", stage)
+        assert project.stages_run(result.stdout) == [stage], result.stdout
+        transitions[stage] = cluster.transitions() - before
+    project.commit_all("Run the pipeline on the cluster")
+    return Reproduced(project, transitions, cluster.task_names())
+
+
+def test_the_test_cluster_counts_the_work_it_runs_and_restarts_a_killed_worker(cluster):
+    import dask.bag as db
+
+    before = cluster.transitions()
+    pids = cluster.worker_pids()
+    assert sorted(pids) == ["worker-0", "worker-1"]
+    with cluster.client():
+        assert db.from_sequence(range(10), npartitions=5).map(abs).sum().compute() == 45
+    assert cluster.transitions() > before
+    cluster.kill_worker("worker-1")
+    after = cluster.worker_pids()
+    assert after["worker-0"] == pids["worker-0"] and after["worker-1"] != pids["worker-1"]
+
+
+def test_every_dask_stage_runs_its_tasks_on_the_cluster_and_the_pipeline_passes_the_gate(reproduced):
+    project = reproduced.project
+    assert {stage: reproduced.transitions[stage] > 0 for stage in STAGES} == {
+        stage: stage in ON_THE_CLUSTER for stage in STAGES
+    }, reproduced.transitions
+    verdict = json.loads((project.path / "metrics" / "gate.json").read_text())
+    assert all(check["passed"] for check in verdict["checks"]), verdict
+    for split in SPLITS:  # the processed splits keep the raw data's partitions
+        parts = sorted(path.name for path in (project.path / split).iterdir())
+        assert len(parts) >= 2 and parts == sorted(f"part.{n}.parquet" for n in range(len(parts))), parts
+
+
+def test_the_local_engine_gives_the_same_verdicts_rows_and_metrics(reproduced, tmp_path):
+    local = bake_project(tmp_path, task="binary")
+    local.set_param("train.estimator", "lightgbm")  # the same learner on both engines
+    local.dvc("repro")
+    on_dask = reproduced.project
+
+    def verdicts(project: Project, name: str) -> list[tuple]:
+        checks = json.loads((project.path / "metrics" / name).read_text())["checks"]
+        return sorted((check["name"], check["column"] or "", check["passed"]) for check in checks)
+
+    assert verdicts(on_dask, "validation.json") == verdicts(local, "validation.json")
+    assert verdicts(on_dask, "gate.json") == verdicts(local, "gate.json")
+    for split in SPLITS:  # the same rows, in another order (the local engine writes them shuffled)
+        assert rows(on_dask.path / split).equals(rows(local.path / split)), split
+    dask_metrics, local_metrics = (
+        json.loads((project.path / "metrics" / "evaluation.json").read_text()) for project in (on_dask, local)
+    )
+    for metric in HEADLINE:
+        assert dask_metrics[metric] == pytest.approx(local_metrics[metric], abs=METRIC_TOLERANCE), metric
+
+
+def rows(path: Path) -> pd.DataFrame:
+    """A split's rows in one order, whatever order and partitions it was written in; categories as text."""
+    frame = pd.read_parquet(path)
+    frame = frame.astype({name: "string" for name in frame.select_dtypes("category").columns})
+    return frame.sort_values(list(frame.columns)).reset_index(drop=True)
+
+
+def test_two_forced_runs_from_scratch_give_the_same_dvc_lock_hashes(reproduced, cluster, tmp_path):
+    again = on(cluster, reproduced.project.copy(tmp_path))
+    again.dvc("repro", "--force")
+    assert locked_hashes(again) == locked_hashes(reproduced.project)
+
+
+@pytest.mark.parametrize("kind", sorted(BROKEN))
+def test_broken_raw_data_is_refused_on_the_cluster_as_locally(reproduced, cluster, tmp_path, kind):
+    project = on(cluster, reproduced.project.copy(tmp_path))
+    breaker, message = BROKEN[kind]
+    raw = project.path / RAW
+    raw.chmod(0o644)
+    if breaker is None:
+        raw.write_bytes((project.path / "models" / "model.joblib").read_bytes()[:4096])
+    else:
+        raw.write_bytes(breaker(raw.read_text()).encode("utf-8", "surrogateescape"))
+    before = project.guarded_state()
+    result = project.command("preprocess", check=False)
+    assert result.returncode == USER_ERROR, result.stdout + result.stderr
+    assert message in result.stderr, result.stderr
+    assert "Traceback" not in result.stderr
+    assert project.guarded_state() == before
+    assert all(md5(project.path / path) for path in PROTECTED)
+
+
+def test_an_unreachable_scheduler_is_one_clear_line(baked, tmp_path):
+    project = baked.copy(tmp_path)
+    project.env[ADDRESS_VARIABLE] = f"tcp://127.0.0.1:{free_port()}"  # nothing listens there
+    result = project.command("preprocess", check=False)
+    assert result.returncode == USER_ERROR, result.stdout + result.stderr
+    assert f"${ADDRESS_VARIABLE} is {project.env[ADDRESS_VARIABLE]}, but no Dask scheduler answered" in result.stderr
+    assert "Traceback" not in result.stderr
