@@ -6,6 +6,7 @@ report a worker killed mid-stage, and say in one line when no scheduler answers.
 """
 
 import json
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -47,7 +48,7 @@ def baked(tmp_path_factory: pytest.TempPathFactory) -> Project:
 
 
 @pytest.fixture(scope="module")
-def cluster(baked: Project, tmp_path_factory: pytest.TempPathFactory):
+def cluster(baked: Project, tmp_path_factory: pytest.TempPathFactory) -> Iterator[DaskCluster]:
     """Two workers of one thread and 2 GB each, in the baked project's environment (they import its package)."""
     with running_dask_cluster(baked.env, tmp_path_factory.mktemp("dask-cluster")) as started:
         yield started
