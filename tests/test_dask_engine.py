@@ -6,18 +6,21 @@ report a worker killed mid-stage, and say in one line when no scheduler answers.
 """
 
 import json
+import os
+import signal
+import subprocess
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 import pandas as pd
 import pytest
-from tools.bakery import Project, bake_project, md5
+from tools.bakery import Project, bake_project
 from tools.dask_cluster import DaskCluster, running_dask_cluster
 from tools.service import free_port
 
-from tests.test_fail_safe import USER_ERROR, locked_hashes
-from tests.test_validation import BROKEN, PROTECTED, RAW
+from tests.test_fail_safe import BAD_INPUTS, USER_ERROR, assert_bad_input_stops_dvc_repro_clearly, locked_hashes
+from tests.test_validation import BROKEN, assert_broken_raw_data_refused_clearly
 
 pytestmark = pytest.mark.slow  # runs DVC: `make test-fast` leaves it out
 
@@ -29,6 +32,14 @@ ON_THE_CLUSTER = ["preprocess", "validate", "train", "evaluate"]  # the gate rea
 SPLITS = ["data/processed/train.parquet", "data/processed/test.parquet"]
 HEADLINE = ("accuracy", "f1", "roc_auc")  # core.HEADLINE_METRICS of the default (binary) task
 METRIC_TOLERANCE = 0.01
+# the local engine's matrix, for the stages that run on the cluster; hist_gradient_boosting's hyper-parameter is
+# not one the Dask engine (LightGBM) reads
+BAD_INPUTS_ON_THE_CLUSTER = [
+    kind for kind, case in BAD_INPUTS.items() if case[3] in ON_THE_CLUSTER and kind != "invalid hyper-parameter"
+]
+KILLED_STAGE_SECONDS = 120  # a stage that outlives this after a worker's death has hung
+# a stage and one of its tasks, as the scheduler names them: the worker that starts it is killed
+KILL_POINTS = {"preprocess": "written", "train": "train_part"}  # compute.write_partitions, LightGBM's training
 
 
 def on(cluster: DaskCluster, project: Project) -> Project:
@@ -137,21 +148,54 @@ def test_two_forced_runs_from_scratch_give_the_same_dvc_lock_hashes(reproduced, 
 
 @pytest.mark.parametrize("kind", sorted(BROKEN))
 def test_broken_raw_data_is_refused_on_the_cluster_as_locally(reproduced, cluster, tmp_path, kind):
+    assert_broken_raw_data_refused_clearly(on(cluster, reproduced.project.copy(tmp_path)), kind)
+
+
+@pytest.mark.parametrize("kind", sorted(BAD_INPUTS_ON_THE_CLUSTER))
+def test_bad_params_and_contracts_stop_dvc_repro_on_the_cluster_as_locally(reproduced, cluster, tmp_path, kind):
+    assert_bad_input_stops_dvc_repro_clearly(on(cluster, reproduced.project.copy(tmp_path)), kind)
+
+
+@pytest.mark.parametrize("stage", sorted(KILL_POINTS))
+def test_a_worker_killed_mid_stage_recovers_or_fails_clearly_and_a_rerun_gives_identical_outputs(
+    reproduced, cluster, tmp_path, stage
+):
     project = on(cluster, reproduced.project.copy(tmp_path))
-    breaker, message = BROKEN[kind]
-    raw = project.path / RAW
-    raw.chmod(0o644)
-    if breaker is None:
-        raw.write_bytes((project.path / "models" / "model.joblib").read_bytes()[:4096])
-    else:
-        raw.write_bytes(breaker(raw.read_text()).encode("utf-8", "surrogateescape"))
-    before = project.guarded_state()
-    result = project.command("preprocess", check=False)
-    assert result.returncode == USER_ERROR, result.stdout + result.stderr
-    assert message in result.stderr, result.stderr
-    assert "Traceback" not in result.stderr
-    assert project.guarded_state() == before
-    assert all(md5(project.path / path) for path in PROTECTED)
+    assert KILL_POINTS[stage] in reproduced.task_names  # the stage does run such tasks
+    cluster.kill_worker_at(KILL_POINTS[stage])
+    try:
+        killed = run_with_deadline(project, "dvc", "repro", "--force", "--single-item", stage)
+        assert cluster.fired(), "no worker started the task, so none was killed"
+    finally:
+        cluster.disarm()
+        cluster.wait_for_workers()  # the nanny's new worker: the cluster has two again
+    output = killed.stdout + killed.stderr
+    if killed.returncode != 0:  # failed: with a message that names the problem, no traceback
+        assert f"failed to run: credit-risk {stage}, exited with {USER_ERROR}" in output, output
+        assert "Traceback" not in output
+        project.dvc("repro", "--force", "--single-item", stage)
+    assert locked_hashes(project) == locked_hashes(reproduced.project)
+
+
+def run_with_deadline(project: Project, *args: str) -> subprocess.CompletedProcess[str]:
+    """A command in the project that must end within KILLED_STAGE_SECONDS; if it has not, it and the stage it
+    started are killed and the test fails."""
+    process = subprocess.Popen(
+        args,
+        cwd=project.path,
+        env=project.env,
+        text=True,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        start_new_session=True,
+    )
+    try:
+        stdout, stderr = process.communicate(timeout=KILLED_STAGE_SECONDS)
+    except subprocess.TimeoutExpired:
+        os.killpg(process.pid, signal.SIGKILL)
+        stdout, stderr = process.communicate()
+        raise AssertionError(f"`{' '.join(args)}` hung after a worker died:\n{stdout}\n{stderr}") from None
+    return subprocess.CompletedProcess(args, process.returncode, stdout, stderr)
 
 
 def test_an_unreachable_scheduler_is_one_clear_line(baked, tmp_path):

@@ -125,7 +125,12 @@ BAD_INPUTS = {
 
 @pytest.mark.parametrize("kind", sorted(BAD_INPUTS))
 def test_bad_params_and_contracts_stop_dvc_repro_clearly_and_lose_nothing(reproduced_copy, kind):
-    project = reproduced_copy
+    assert_bad_input_stops_dvc_repro_clearly(reproduced_copy, kind)
+
+
+def assert_bad_input_stops_dvc_repro_clearly(project: Project, kind: str) -> None:
+    """One of BAD_INPUTS in the project, then `dvc repro`: the stage refuses it in its words and loses nothing
+    (tests/test_dask_engine.py runs the same on a Dask cluster)."""
     file, key, value, stage, message = BAD_INPUTS[kind]
     set_yaml_key(project.path / file, key, value)
     before = project.guarded_state()

@@ -5,12 +5,11 @@ from collections.abc import Callable
 
 import pandas as pd
 import pytest
-from tools.bakery import md5
+from tools.bakery import Project, md5
 
 pytestmark = pytest.mark.slow  # runs DVC: `make test-fast` leaves it out
 
 RAW = "data/raw/german_credit.csv"
-PROTECTED = ["models/model.joblib", "dvc.lock", "production/baseline.json", "metrics/gate.json"]
 
 
 def edit_lines(text: str, edit: Callable[[str, int], str]) -> str:
@@ -83,7 +82,12 @@ BROKEN: dict[str, tuple[Callable[[str], str] | None, str]] = {  # None: a binary
 
 @pytest.mark.parametrize("kind", sorted(BROKEN))
 def test_broken_raw_data_is_refused_clearly_and_loses_nothing(reproduced_copy, kind):
-    project = reproduced_copy
+    assert_broken_raw_data_refused_clearly(reproduced_copy, kind)
+
+
+def assert_broken_raw_data_refused_clearly(project: Project, kind: str) -> None:
+    """One of BROKEN as the project's raw data, then its preprocess: refused in its words before anything is
+    written (tests/test_dask_engine.py runs the same on a Dask cluster)."""
     breaker, message = BROKEN[kind]
     raw = project.path / RAW
     raw.chmod(0o644)
@@ -91,12 +95,12 @@ def test_broken_raw_data_is_refused_clearly_and_loses_nothing(reproduced_copy, k
         raw.write_bytes((project.path / "models" / "model.joblib").read_bytes()[:4096])
     else:
         raw.write_bytes(breaker(raw.read_text()).encode("utf-8", "surrogateescape"))
-    before = {path: md5(project.path / path) for path in PROTECTED}
+    before = project.guarded_state()  # the processed splits too: the Dask engine writes them in partitions
     result = project.command("preprocess", check=False)
     assert result.returncode == 2, result.stdout + result.stderr
     assert message in result.stderr, result.stderr
     assert "Traceback" not in result.stderr
-    assert {path: md5(project.path / path) for path in PROTECTED} == before
+    assert project.guarded_state() == before
 
 
 @pytest.mark.parametrize("kind", ["unseen categories", "text in a numeric column"])
