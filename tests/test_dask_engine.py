@@ -39,7 +39,7 @@ BAD_INPUTS_ON_THE_CLUSTER = [
 ]
 KILLED_STAGE_SECONDS = 120  # a stage that outlives this after a worker's death has hung
 # a stage and one of its tasks, as the scheduler names them: the worker that starts it is killed
-KILL_POINTS = {"preprocess": "written", "train": "train_part"}  # compute.write_partitions, LightGBM's training
+KILL_POINTS = {"preprocess": "written", "train": "trained_block"}  # compute.write_partitions, LightGBM on a worker
 
 
 def on(cluster: DaskCluster, project: Project) -> Project:
@@ -129,8 +129,9 @@ def test_the_local_engine_gives_the_same_verdicts_rows_and_metrics(reproduced, t
     dask_metrics, local_metrics = (
         json.loads((project.path / "metrics" / "evaluation.json").read_text()) for project in (on_dask, local)
     )
-    for metric in HEADLINE:
-        assert dask_metrics[metric] == pytest.approx(local_metrics[metric], abs=METRIC_TOLERANCE), metric
+    for metric in HEADLINE:  # metrics files hold 6 decimals: 0.77 against 0.76 is within 0.01
+        difference = round(abs(dask_metrics[metric] - local_metrics[metric]), 6)
+        assert difference <= METRIC_TOLERANCE, (metric, dask_metrics[metric], local_metrics[metric])
 
 
 def rows(path: Path) -> pd.DataFrame:
