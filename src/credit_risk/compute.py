@@ -140,9 +140,7 @@ def write_partitions(frame: "dd.DataFrame", path: Path) -> None:
     shutil.rmtree(staging, ignore_errors=True)
     staging.mkdir(parents=True)
     try:
-        # absolute: a worker's working folder is its own, not the project's (another machine's, on a real cluster)
-        written = frame.map_partitions(_written, str(staging.absolute()), meta=(None, "int64"), align_dataframes=False)
-        written.compute()
+        frame.map_partitions(_written, str(staging), meta=(None, "int64"), align_dataframes=False).compute()
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)
         raise
