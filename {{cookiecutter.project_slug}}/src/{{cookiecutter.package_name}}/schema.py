@@ -754,14 +754,15 @@ def contract_checks(frames: dict[str, pd.DataFrame], schema: Schema, target: str
 def partitioned_profile(frame: "dd.DataFrame", schema: Schema, target: str) -> Profile:
     """A Dask frame's profile: each partition profiled on the workers, then merged pairwise in a tree, neighbours
     with neighbours, so first examples stay in row order."""
-    return partition_profiles(frame, schema, target).compute()
+    return partition_profiles(frame.to_delayed(), schema, target).compute()
 
 
-def partition_profiles(frame: "dd.DataFrame", schema: Schema, target: str) -> Any:
-    """The delayed merged profile (to compute together with other results of the same partitions)."""
+def partition_profiles(parts: list[Any], schema: Schema, target: str) -> Any:
+    """The merged profile of delayed partitions, itself delayed (to compute with other results of the same
+    partitions, reading them once)."""
     from dask import delayed
 
-    level = [delayed(profile)(part, schema, target) for part in frame.to_delayed()]
+    level = [delayed(profile)(part, schema, target) for part in parts]
     while len(level) > 1:
         pairs = [level[i : i + 2] for i in range(0, len(level), 2)]
         level = [delayed(merged_profile)(*pair) if len(pair) == 2 else pair[0] for pair in pairs]
