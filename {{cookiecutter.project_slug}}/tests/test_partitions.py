@@ -10,7 +10,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from {{ cookiecutter.package_name }}.core import Check, Params, PipelineError, load_params, read_parquet
+from {{ cookiecutter.package_name }}.core import Check, Params, PipelineError, load_params, read_parquet, write_parquet
 from {{ cookiecutter.package_name }}.preprocess import (
     clean,
     preprocess_locally,
@@ -27,6 +27,16 @@ from {{ cookiecutter.package_name }}.schema import (
     partitioned_profile,
     profile,
     profile_contract_checks,
+)
+from {{ cookiecutter.package_name }}.validate import (
+    bin_counts,
+    frame_bin_counts,
+    psi,
+    psi_from_counts,
+    reference_cuts,
+    summed_counts,
+    validate_locally,
+    validate_on_cluster,
 )
 
 SCHEMA = Schema(
@@ -166,3 +176,33 @@ def test_dask_preprocess_refuses_bad_input_with_the_local_message(project_copy: 
         preprocess_on_cluster(params, schema)
     assert str(cluster.value) == str(local.value)
     assert not params.paths.train.exists()
+
+
+# --- validate on partitions
+@pytest.mark.parametrize("shift", [0.0, 0.7])
+def test_psi_from_summed_partition_counts_equals_psi(shift: float) -> None:
+    rng = np.random.default_rng(5)
+    labels = np.array(["a", "b", "d", None], dtype=object)
+    reference = pd.DataFrame({"x": rng.normal(size=800), "c": pd.Categorical(rng.choice(labels[[0, 1, 3]], 800))})
+    current = pd.DataFrame({"x": rng.normal(loc=shift, size=3000), "c": pd.Categorical(rng.choice(labels, 3000))})
+    cuts = {column: reference_cuts(reference[column], 10) for column in reference.columns}
+    parts = [frame_bin_counts(current.iloc[rows], cuts) for rows in np.array_split(np.arange(3000), 7)]
+    summed = summed_counts(parts)
+    for column in reference.columns:
+        expected = psi(reference[column], current[column], 10)
+        assert psi_from_counts(bin_counts(reference[column], cuts[column]), summed[column]) == pytest.approx(expected)
+
+
+def test_dask_validate_gives_the_local_checks_on_the_same_partitions(project_copy: Path) -> None:
+    params = cluster_params()
+    from {{ cookiecutter.package_name }}.schema import load_schema
+
+    schema = load_schema(params.paths.contract)
+    with dask.config.set(scheduler="synchronous"):
+        preprocess_on_cluster(params, schema)
+        train = read_parquet(params.paths.train)
+        write_parquet(train.iloc[::3].reset_index(drop=True), params.paths.reference)
+        cluster = validate_on_cluster(params, schema)
+    local = validate_locally(params, schema)
+    assert any(check.name == "drift: PSI" for check in local)
+    same_checks(cluster, local)

@@ -336,6 +336,8 @@ def preprocess_on_cluster(params: Params, schema: Schema) -> tuple[int, int, int
     import dask
     from dask import delayed
 
+    from .compute import rows_per_partition
+
     target, task = params.data.target, params.data.task
     path, delimiter, decimal = params.paths.raw, params.data.csv_delimiter, params.data.csv_decimal
     dialect, spelled = _header(path, schema, list(schema.columns), delimiter)
@@ -351,9 +353,9 @@ def preprocess_on_cluster(params: Params, schema: Schema) -> tuple[int, int, int
     targets = [summary[0] for summary in summaries]
     labels = {name: sorted(set().union(*(summary[1][name] for summary in summaries))) for name in summaries[0][1]}
     positions = split_positions(pd.concat(targets, ignore_index=True), params.split.test_size, params.split.seed, task)
-    offsets = np.cumsum([0] + [len(part) for part in targets])
+    lengths = [len(part) for part in targets]
     for chosen, out in zip(positions, (params.paths.train, params.paths.test), strict=True):
-        _write_rows(cleaned, labels, _rows_per_partition(np.sort(chosen), offsets), schema, out)
+        _write_rows(cleaned, labels, rows_per_partition(np.sort(chosen), lengths), schema, out)
     return sum(raw_rows), len(positions[0]), len(positions[1])
 
 
@@ -382,12 +384,6 @@ def _target_and_labels(part: pd.DataFrame, target: str) -> tuple[pd.Series, dict
     """A cleaned partition's target, and each categorical column's labels (to make one set for all)."""
     labels = {str(name): list(part[name].cat.categories) for name in part.select_dtypes("category").columns}
     return part[target].reset_index(drop=True), labels
-
-
-def _rows_per_partition(chosen: np.ndarray, offsets: np.ndarray) -> list[np.ndarray]:
-    """Sorted global row positions as each partition's own positions."""
-    bounds = np.searchsorted(chosen, offsets)
-    return [chosen[bounds[i] : bounds[i + 1]] - offsets[i] for i in range(len(offsets) - 1)]
 
 
 def _rows_with_labels(part: pd.DataFrame, labels: dict[str, list[str]], rows: np.ndarray) -> pd.DataFrame:
