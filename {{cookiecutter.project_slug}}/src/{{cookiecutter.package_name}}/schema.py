@@ -536,12 +536,12 @@ def target_profile(values: pd.Series) -> TargetProfile:
     present = values.dropna()
     numeric = pd.api.types.is_numeric_dtype(values)
     if numeric:
-        distinct = np.unique(present.to_numpy(dtype=float))
+        distinct = np.sort(pd.unique(present.to_numpy(dtype=float)))  # hashing, not sorting, the millions of rows
         fractional = BadRows.of(present[present != present.round()])
     else:
         # a categorical's distinct values are its used categories: no pass over millions of strings
         labels = (
-            present.cat.categories[np.unique(present.cat.codes)]
+            present.cat.categories[np.flatnonzero(np.bincount(present.cat.codes, minlength=1))]
             if isinstance(present.dtype, pd.CategoricalDtype)
             else present.unique()
         )
