@@ -9,6 +9,10 @@ full current data: numeric columns in the reference's quantile bins, categorical
 missing values as a bin of their own. Evidently's drift tests run on bounded, seeded samples and give
 the share of drifted columns and the HTML report people read; Evidently is imported only when there is
 a reference.
+
+With `compute.engine: dask` the splits are read in partitions on the cluster: the contract from merged
+partition profiles (schema.py), PSI from the partitions' bin counts added up, Evidently on the same seeded
+sample of rows gathered from the partitions that hold them. Same checks as the local engine on the same rows.
 """
 
 import os

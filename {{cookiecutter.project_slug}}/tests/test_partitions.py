@@ -123,18 +123,31 @@ def test_dask_profile_equals_local_checks():
 def cluster_params(partition_size: str = "8kB") -> Params:
     params = load_params()
     return params.model_copy(
-        update={"compute": params.compute.model_copy(update={"engine": "dask", "partition_size": partition_size})}
+        update={
+            "compute": params.compute.model_copy(update={"engine": "dask", "partition_size": partition_size}),
+            "data": params.data.model_copy(update={"csv_delimiter": "auto"}),
+        }
     )
 
 
-def test_dask_preprocess_writes_the_local_splits_rows_in_file_order(project_copy: Path) -> None:
+DRESSES = {  # the sample CSV as other tools export it; UTF-16 cannot be cut at byte offsets: one partition
+    "as shipped": lambda text: text.encode(),
+    "UTF-8 with BOM, semicolons, CRLF": lambda text: text.replace(",", ";").replace("\n", "\r\n").encode("utf-8-sig"),
+    "UTF-16 with tabs": lambda text: text.replace(",", "\t").encode("utf-16"),
+}
+
+
+@pytest.mark.parametrize("dress", sorted(DRESSES))
+def test_dask_preprocess_writes_the_local_splits_rows_in_file_order(project_copy: Path, dress: str) -> None:
     params = cluster_params()
     from {{ cookiecutter.package_name }}.schema import load_schema
 
     schema = load_schema(params.paths.contract)
+    params.paths.raw.write_bytes(DRESSES[dress](params.paths.raw.read_text()))
     with dask.config.set(scheduler="synchronous"):
         counts = preprocess_on_cluster(params, schema)
-    assert len(list(params.paths.train.glob("part.*.parquet"))) > 1
+    partitions = len(list(params.paths.train.glob("part.*.parquet")))
+    assert partitions == 1 if dress.startswith("UTF-16") else partitions > 1
     cleaned = clean(
         read_raw_csv(params.paths.raw, schema, params.data.csv_delimiter, params.data.csv_decimal), params.data.target
     )

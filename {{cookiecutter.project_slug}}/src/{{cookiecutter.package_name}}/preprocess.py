@@ -8,6 +8,11 @@ endings, quoted fields and headers, spaces around header names, a trailing delim
 with the actual problem: another 8-bit encoding, a header naming one column twice, a delimiter that
 two candidates fit equally. `predict` reads rows to score with the same reader.
 
+With `compute.engine: dask` the stage runs on a Dask cluster (`preprocess_on_cluster`): the same reader, cleaning,
+contract checks and split, on partitions of `compute.partition_size` bytes of the CSV. Dask cuts the file at line
+ends without reading quotes, so a quoted field holding a line break can be cut apart: such a file needs the local
+engine.
+
 `infer-schema` drafts schema.yaml from a CSV, as TensorFlow Data Validation infers a schema: types,
 missing values, ranges, categories and statistics as the data has them now, with room to spare.
 Review it, then commit.
