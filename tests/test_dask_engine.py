@@ -9,6 +9,7 @@ import json
 import os
 import signal
 import subprocess
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -197,6 +198,28 @@ def run_with_deadline(project: Project, *args: str) -> subprocess.CompletedProce
         stdout, stderr = process.communicate()
         raise AssertionError(f"`{' '.join(args)}` hung after a worker died:\n{stdout}\n{stderr}") from None
     return subprocess.CompletedProcess(args, process.returncode, stdout, stderr)
+
+
+def test_tasks_pinned_to_a_worker_that_dies_end_in_one_clear_error_not_a_wait_without_end(cluster):
+    from credit_risk.compute import gathered_from  # the root instance: the baked project's code
+    from credit_risk.core import PipelineError
+
+    before = cluster.worker_pids()
+    with cluster.client() as client:
+        workers = sorted(client.scheduler_info(n_workers=-1)["workers"])
+        futures = [
+            client.submit(time.sleep, 300, workers=[worker], allow_other_workers=False, pure=False)
+            for worker in workers
+        ]
+        while len(client.processing()) < len(workers) or not all(client.processing().values()):
+            time.sleep(0.1)
+        cluster.kill_worker("worker-1")
+        start = time.monotonic()
+        with pytest.raises(PipelineError, match=r"^the Dask worker tcp://.* left the cluster while sleeping \("):
+            gathered_from(client, futures, workers, "sleeping")
+        assert time.monotonic() - start < 30
+    cluster.wait_for_workers(dead_pid=before["worker-0"])  # restarted: its thread no longer sleeps
+    assert set(cluster.worker_pids().values()).isdisjoint(before.values())
 
 
 def test_an_unreachable_scheduler_is_one_clear_line(baked, tmp_path):

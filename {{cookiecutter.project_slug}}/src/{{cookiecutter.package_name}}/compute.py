@@ -27,10 +27,11 @@ if TYPE_CHECKING:
     import dask.dataframe as dd
     import numpy as np
     import pandas as pd
-    from distributed import Client
+    from distributed import Client, Future
 
 ADDRESS_VARIABLE = "DASK_SCHEDULER_ADDRESS"
 CONNECT_SECONDS = 20
+WATCH_SECONDS = 1  # how often gathered_from checks that the workers its tasks are pinned to are still there
 PART_NAME = "part.{}.parquet"
 
 
@@ -120,6 +121,35 @@ def _refuse_unfit_workers(client: "Client", where: str) -> None:
         raise PipelineError(
             f"the Dask workers of {where} run other library versions than this client: {error}"
         ) from None
+
+
+# --- Tasks pinned to workers (`workers=[...]`, `allow_other_workers=False`), e.g. LightGBM's machines
+def gathered_from(client: "Client", futures: list["Future"], workers: list[str], what: str) -> list[Any]:
+    """The results of tasks pinned to `workers`, or a PipelineError as soon as one of those workers leaves.
+
+    Dask reruns a lost task elsewhere, but a pinned one only where it may run: on a worker that is gone, so it
+    would wait forever, and the other workers' LightGBM would wait for its machine until its network time-out
+    (hours). So the workers are watched while the tasks run; when one leaves (killed, most often out of memory),
+    the tasks are cancelled and the workers left are restarted (by their nannies), freeing any thread still
+    blocked on the lost one.
+    """
+    from distributed import wait
+
+    while True:
+        try:
+            wait(futures, timeout=WATCH_SECONDS)
+            return client.gather(futures)
+        except TimeoutError:
+            present = set(client.scheduler_info(n_workers=-1)["workers"])
+            lost = sorted(set(workers) - present)
+            if lost:
+                client.cancel(futures)
+                client.restart_workers(sorted(set(workers) & present), raise_for_error=False)
+                raise PipelineError(
+                    f"the Dask worker {', '.join(lost)} left the cluster while {what} (most often killed out of "
+                    "memory): run the stage again; if it recurs, raise the workers' memory limit "
+                    "(compute.worker_memory, or the cluster's own) or lower compute.partition_size"
+                ) from None
 
 
 # --- Partitioned Parquet: the processed splits, as a folder of part.<n>.parquet files that DVC tracks
