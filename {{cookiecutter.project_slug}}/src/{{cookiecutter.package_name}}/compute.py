@@ -131,7 +131,8 @@ def read_partitions(path: Path, columns: list[str] | None = None) -> "dd.DataFra
     from .core import require
 
     files = sorted(require(path).glob("part.*.parquet"), key=_part_number) if path.is_dir() else [path]
-    return dd.read_parquet([str(file) for file in files], columns=columns, split_row_groups=False)
+    # absolute: the workers may run in another folder than this process
+    return dd.read_parquet([str(file.resolve()) for file in files], columns=columns, split_row_groups=False)
 
 
 def write_partitions(frame: "dd.DataFrame", path: Path) -> None:
@@ -141,7 +142,7 @@ def write_partitions(frame: "dd.DataFrame", path: Path) -> None:
     shutil.rmtree(staging, ignore_errors=True)
     staging.mkdir(parents=True)
     try:
-        frame.map_partitions(_written, str(staging), meta=(None, "int64"), align_dataframes=False).compute()
+        frame.map_partitions(_written, str(staging.resolve()), meta=(None, "int64"), align_dataframes=False).compute()
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)
         raise
