@@ -25,6 +25,7 @@ from .core import Compute, PipelineError
 
 if TYPE_CHECKING:
     import dask.dataframe as dd
+    import numpy as np
     import pandas as pd
     from distributed import Client
 
@@ -130,7 +131,8 @@ def read_partitions(path: Path, columns: list[str] | None = None) -> "dd.DataFra
     from .core import require
 
     files = sorted(require(path).glob("part.*.parquet"), key=_part_number) if path.is_dir() else [path]
-    return dd.read_parquet([str(file) for file in files], columns=columns, split_row_groups=False)
+    # absolute: the workers may run in another folder than this process
+    return dd.read_parquet([str(file.resolve()) for file in files], columns=columns, split_row_groups=False)
 
 
 def write_partitions(frame: "dd.DataFrame", path: Path) -> None:
@@ -140,7 +142,7 @@ def write_partitions(frame: "dd.DataFrame", path: Path) -> None:
     shutil.rmtree(staging, ignore_errors=True)
     staging.mkdir(parents=True)
     try:
-        frame.map_partitions(_written, str(staging), meta=(None, "int64"), align_dataframes=False).compute()
+        frame.map_partitions(_written, str(staging.resolve()), meta=(None, "int64"), align_dataframes=False).compute()
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)
         raise
@@ -166,3 +168,28 @@ def _written(partition: "pd.DataFrame", folder: str, partition_info: dict[str, A
 
 def _part_number(file: Path) -> int:
     return int(file.name.split(".")[1])
+
+
+# --- Rows by position: the seeded samples (core.sample_positions over the split's row count) of the Dask engine
+def rows_at_positions(frame: "dd.DataFrame", lengths: list[int], positions: "np.ndarray") -> "pd.DataFrame":
+    """The rows at these sorted positions of the whole split (partitions in order, of these `lengths`), each picked
+    on the cluster by the partition holding it, gathered here with their positions as the index."""
+    import dask
+    import numpy as np
+    import pandas as pd
+
+    starts = np.cumsum([0, *lengths])
+    picks = [
+        dask.delayed(_picked)(part, positions[(positions >= start) & (positions < end)] - start)
+        for part, start, end in zip(frame.to_delayed(), starts[:-1], starts[1:], strict=True)
+        if ((positions >= start) & (positions < end)).any()
+    ]
+    if not picks:
+        return frame._meta
+    rows = pd.concat(dask.compute(*picks), ignore_index=True)  # the partitions share their categories (preprocess)
+    rows.index = pd.Index(positions)
+    return rows
+
+
+def _picked(partition: "pd.DataFrame", positions: "np.ndarray") -> "pd.DataFrame":
+    return partition.iloc[positions]
