@@ -230,7 +230,15 @@ def _fit_lightgbm(
     ports = client.run(free_port, workers=workers)
     machines = ",".join(f"{urlparse(worker).hostname}:{ports[worker]}" for worker in workers)
     threads = {address: info["nthreads"] for address, info in client.scheduler_info(n_workers=-1)["workers"].items()}
-    network = {"tree_learner": "data", "machines": machines, "num_machines": len(workers), "time_out": 120}
+    network = {
+        "tree_learner": "data",
+        "machines": machines,
+        "num_machines": len(workers),
+        "time_out": 120,
+        # LightGBM drops the features no leaf of `min_child_samples` rows could split, judging by each machine's
+        # own rows: a worker with few of them would drop every feature and the model would learn nothing
+        "feature_pre_filter": len(workers) == 1,
+    }
     models = client.gather(
         [
             _on(
