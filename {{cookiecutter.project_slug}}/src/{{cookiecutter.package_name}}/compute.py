@@ -170,19 +170,26 @@ def _part_number(file: Path) -> int:
     return int(file.name.split(".")[1])
 
 
+def rows_per_partition(chosen: "np.ndarray", lengths: list[int]) -> list["np.ndarray"]:
+    """Sorted global row positions (of the partitions one after another) as each partition's own positions."""
+    import numpy as np
+
+    offsets = np.cumsum([0, *lengths])
+    bounds = np.searchsorted(chosen, offsets)
+    return [chosen[bounds[i] : bounds[i + 1]] - offsets[i] for i in range(len(lengths))]
+
+
 # --- Rows by position: the seeded samples (core.sample_positions over the split's row count) of the Dask engine
 def rows_at_positions(frame: "dd.DataFrame", lengths: list[int], positions: "np.ndarray") -> "pd.DataFrame":
     """The rows at these sorted positions of the whole split (partitions in order, of these `lengths`), each picked
     on the cluster by the partition holding it, gathered here with their positions as the index."""
     import dask
-    import numpy as np
     import pandas as pd
 
-    starts = np.cumsum([0, *lengths])
     picks = [
-        dask.delayed(_picked)(part, positions[(positions >= start) & (positions < end)] - start)
-        for part, start, end in zip(frame.to_delayed(), starts[:-1], starts[1:], strict=True)
-        if ((positions >= start) & (positions < end)).any()
+        dask.delayed(_picked)(part, own)
+        for part, own in zip(frame.to_delayed(), rows_per_partition(positions, lengths), strict=True)
+        if len(own)
     ]
     if not picks:
         return frame._meta
