@@ -30,6 +30,11 @@ seeded perturbations of the test features: Gaussian noise on numeric columns (sc
 column's spread), values blanked to missing, and categories swapped for another seen category. The
 drop is the scorer's clean value minus its perturbed value: scikit-learn's scorers are all greater-is-
 better (errors are negated, `neg_mean_absolute_error`), so a positive drop is a loss for every metric.
+
+`compute.engine: dask` scores each test partition on the workers (`scored_on_cluster`) and brings back only
+the predictions, the target and the sensitive columns; every figure is then computed here by the functions
+above, so it equals the local engine's on the same model and test rows. Robustness perturbs the same seeded
+sample of rows, gathered from the workers; latency is timed here, on single rows, as the service runs.
 """
 
 import time

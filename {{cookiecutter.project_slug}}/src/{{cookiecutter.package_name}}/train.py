@@ -7,6 +7,9 @@ that does not close says the model needs more data or less capacity.
 
 `compute.engine: dask` trains LightGBM across the cluster's workers (`fit_on_cluster`) and saves the same
 kind of artifact as the local engine: one local scikit-learn Pipeline, preprocessing and model together.
+Two runs on the same cluster write the same model file. It is not bitwise the local engine's model when the
+train split has several partitions: each worker finds the bins of its features from its own rows (on the
+800-row sample in two partitions, test ROC AUC 0.764 against 0.771 locally); on one partition it is.
 """
 
 import json
