@@ -56,7 +56,7 @@ def dask_client(settings: Compute) -> Iterator["Client"]:
                 threads_per_worker=1,
                 memory_limit=settings.worker_memory,
                 host="127.0.0.1",
-                dashboard_address=None,
+                dashboard_address=":0",  # a free port: a second cluster on the machine must not warn about 8787
                 processes=True,
             )
             client = Client(cluster)
