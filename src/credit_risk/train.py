@@ -13,7 +13,7 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-from sklearn.model_selection import KFold, StratifiedKFold, learning_curve
+from sklearn.model_selection import learning_curve
 from sklearn.pipeline import Pipeline
 
 from .core import (
@@ -30,6 +30,7 @@ from .core import (
 )
 from .model import build_pipeline, make_estimator, save_model
 from .schema import check_params, load_schema
+from .search import cross_validation, tuned
 from .task import encode_target, is_classification
 
 
@@ -51,14 +52,13 @@ def log_learning_curve(
     classifying = is_classification(task)
     kept = sample_positions(len(features), settings.max_rows, seed, labels if classifying else None)
     features, labels = features.iloc[kept], labels[kept]
-    folds = StratifiedKFold if classifying else KFold
     metric = MAIN_METRIC[task]
     sizes, train_scores, validation_scores = learning_curve(
         model,
         features,
         labels,
         train_sizes=settings.train_sizes,
-        cv=folds(n_splits=settings.folds, shuffle=True, random_state=seed),
+        cv=cross_validation(task, settings.folds, seed),
         scoring=metric,
     )
     steps = [
@@ -100,9 +100,10 @@ def main() -> None:
     params = load_params()
     paths, target, settings = params.paths, params.data.target, params.train
     check_params(params, load_schema(paths.contract))
-    estimator = make_estimator(settings.estimator, settings.hyperparameters, settings.seed, params.data.task)
     if not read_report(paths.validation).passed:
         raise PipelineError(f"validate did not pass: fix the data before training (see {paths.validation})")
+    settings = tuned(params)  # train.search's best candidate, or params.yaml's settings as they are
+    estimator = make_estimator(settings.estimator, settings.hyperparameters, settings.seed, params.data.task)
     frame = read_parquet(paths.train)
     labels = encode_target(frame[target], params.data)
     features = frame.drop(columns=[target, *settings.exclude_columns], errors="ignore")
