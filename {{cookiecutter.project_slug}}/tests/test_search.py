@@ -112,6 +112,21 @@ def test_a_key_that_is_not_a_train_key_is_refused_in_one_line(tmp_path, space, m
     assert message in str(raised.value) and "\n" not in str(raised.value)
 
 
+def test_the_dask_engine_refuses_a_search_over_estimators_it_cannot_train(tmp_path):
+    params = yaml.safe_load((PROJECT / "params.yaml").read_text())
+    params["compute"]["engine"] = "dask"
+    params["train"]["estimator"] = "lightgbm"
+    params["train"]["search"].update(method="grid", space={"estimator": ["lightgbm", "random_forest"]})
+    (tmp_path / "params.yaml").write_text(yaml.safe_dump(params))
+    with pytest.raises(PipelineError) as raised:
+        load_params(tmp_path / "params.yaml")
+    assert "train.search.space.estimator also tries ['random_forest']" in str(raised.value)
+    assert "\n" not in str(raised.value)
+    params["train"]["search"]["space"] = {"estimator": ["lightgbm"], "lightgbm.num_leaves": [7, 15]}
+    (tmp_path / "params.yaml").write_text(yaml.safe_dump(params))
+    assert load_params(tmp_path / "params.yaml").train.search.method == "grid"
+
+
 def test_a_candidate_with_a_wrong_value_or_hyper_parameter_is_refused_before_any_fit():
     settings = shipped_train(method="grid")
     with pytest.raises(PipelineError, match=r"candidate \{'estimator': 'xgboost'\}, whose 'train.estimator' is"):
@@ -161,7 +176,7 @@ def test_train_uses_the_best_candidate_and_writes_the_table(project_copy):
     settings = tuned(load_params(), progress=lambda line: None)
     summary = json.loads(Path("metrics/search.json").read_text())
     table = json.loads(Path("plots/search.json").read_text())
-    assert summary["candidates"] == len(table) == 2 and summary["rows"] == 120
+    assert summary["candidates"] == len(table) == 2 and summary["sample_rows"] == 120
     assert summary["best_params"] == {f"{estimator}.{name}": settings.hyperparameters[name]}
     assert summary["best_score"] == table[0]["mean_score"] >= table[1]["mean_score"]
 

@@ -194,7 +194,7 @@ def tuned(params: Params, progress: Callable[[str], object] = print) -> Train:
             **summary,
             "candidates": len(candidates),
             "folds": search.folds,
-            "rows": len(frame),
+            "sample_rows": len(frame),  # not "rows": evaluate's metrics name the test rows so
             "best_score": table[0]["mean_score"],
             "best_params": overrides[best],
         },
