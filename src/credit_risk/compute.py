@@ -25,6 +25,7 @@ from .core import Compute, PipelineError
 
 if TYPE_CHECKING:
     import dask.dataframe as dd
+    import numpy as np
     import pandas as pd
     from distributed import Client
 
@@ -166,3 +167,12 @@ def _written(partition: "pd.DataFrame", folder: str, partition_info: dict[str, A
 
 def _part_number(file: Path) -> int:
     return int(file.name.split(".")[1])
+
+
+def rows_per_partition(chosen: "np.ndarray", lengths: list[int]) -> list["np.ndarray"]:
+    """Sorted global row positions (of the partitions one after another) as each partition's own positions."""
+    import numpy as np
+
+    offsets = np.cumsum([0, *lengths])
+    bounds = np.searchsorted(chosen, offsets)
+    return [chosen[bounds[i] : bounds[i + 1]] - offsets[i] for i in range(len(lengths))]

@@ -8,6 +8,11 @@ endings, quoted fields and headers, spaces around header names, a trailing delim
 with the actual problem: another 8-bit encoding, a header naming one column twice, a delimiter that
 two candidates fit equally. `predict` reads rows to score with the same reader.
 
+With `compute.engine: dask` the stage runs on a Dask cluster (`preprocess_on_cluster`): the same reader, cleaning,
+contract checks and split, on partitions of `compute.partition_size` bytes of the CSV. Dask cuts the file at line
+ends without reading quotes, so a quoted field holding a line break can be cut apart: such a file needs the local
+engine.
+
 `infer-schema` drafts schema.yaml from a CSV, as TensorFlow Data Validation infers a schema: types,
 missing values, ranges, categories and statistics as the data has them now, with room to spare.
 Review it, then commit.
@@ -20,7 +25,7 @@ from collections.abc import Hashable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import overload
+from typing import TYPE_CHECKING, Any, overload
 
 import numpy as np
 import pandas as pd
@@ -28,9 +33,21 @@ import yaml
 from pandas.io.parsers import TextFileReader
 from sklearn.model_selection import train_test_split
 
-from .core import PipelineError, Task, failure_lines, load_params, write_parquet, write_text
-from .schema import Schema, check_params, contract_checks, load_schema, refuse_columns_outside
+from .core import Params, PipelineError, Task, failure_lines, load_params, write_parquet, write_text
+from .schema import (
+    Profile,
+    Schema,
+    check_params,
+    load_schema,
+    partition_profiles,
+    profile,
+    profile_contract_checks,
+    refuse_columns_outside,
+)
 from .task import is_classification
+
+if TYPE_CHECKING:
+    import dask.dataframe as dd
 
 # --- Reading the raw CSV
 DELIMITERS = (",", ";", "\t", "|")
@@ -244,33 +261,44 @@ def strip_labels(values: pd.Series) -> pd.Series:
 def split(
     frame: pd.DataFrame, target: str, test_size: float, seed: int, task: Task
 ) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """Train and test rows, seeded; stratified on the target's classes when classifying, so both splits hold
-    every class in its share. A regression target has no classes: its rows are drawn at random."""
+    """Train and test rows, seeded, in the seeded shuffle's order (see `split_positions`)."""
+    train, test = split_positions(frame[target], test_size, seed, task)
+    return frame.iloc[train], frame.iloc[test]
+
+
+def split_positions(target: pd.Series, test_size: float, seed: int, task: Task) -> tuple[np.ndarray, np.ndarray]:
+    """Positions of the train and test rows, seeded; stratified on the target's classes when classifying, so both
+    splits hold every class in its share. A regression target has no classes: its rows are drawn at random.
+
+    Only the target decides which rows go where, so both engines select the same rows: the local engine takes
+    them from the frame, the Dask engine from each partition (see `preprocess_on_cluster`)."""
+    positions = np.arange(len(target))
     if not is_classification(task):
-        return train_test_split(frame, test_size=test_size, random_state=seed)
-    counts = frame[target].value_counts()
+        return tuple(train_test_split(positions, test_size=test_size, random_state=seed))
+    name = target.name
+    counts = target.value_counts()
     rare = counts[counts < 2]
     if not rare.empty:
         raise PipelineError(
-            f"data.task is {task}, and class {rare.index[0]!r} of target '{target}' has {rare.iloc[0]} row: the "
+            f"data.task is {task}, and class {rare.index[0]!r} of target '{name}' has {rare.iloc[0]} row: the "
             "stratified split needs at least 2 rows of each class (one for train, one for test); add rows of "
             f"it, merge it into another class, or drop it ({len(rare)} such classes)"
         )
     try:
-        return train_test_split(frame, test_size=test_size, random_state=seed, stratify=frame[target])
+        return tuple(train_test_split(positions, test_size=test_size, random_state=seed, stratify=target))
     except ValueError as error:  # e.g. fewer test rows than classes
         raise PipelineError(
-            f"cannot make a stratified split on target '{target}' ({len(counts)} classes, {len(frame)} rows): "
+            f"cannot make a stratified split on target '{name}' ({len(counts)} classes, {len(target)} rows): "
             f"{error}; raise split.test_size or add rows"
         ) from None
 
 
-def refuse_broken_contract(frame: pd.DataFrame, schema: Schema, target: str, task: Task) -> None:
+def refuse_broken_contract(part: Profile, schema: Schema, target: str, task: Task) -> None:
     """Bad raw data stops here, before any output is written, so dvc.lock and every output stay as they were.
 
     validate checks the same contract again on each split, with drift, and records every check.
     """
-    failures = failure_lines(contract_checks({"raw": frame}, schema, target, task))
+    failures = failure_lines(profile_contract_checks({"raw": part}, schema, target, task))
     if failures:
         raise PipelineError(
             f"the raw data breaks the data contract: {len(failures)} checks\n  " + "\n  ".join(failures)
@@ -281,14 +309,113 @@ def main() -> None:
     params = load_params()
     schema = load_schema(params.paths.contract)
     check_params(params, schema)
+    if params.compute.engine == "dask":
+        from .compute import dask_client
+
+        with dask_client(params.compute):
+            raw_rows, train_rows, test_rows = preprocess_on_cluster(params, schema)
+    else:
+        raw_rows, train_rows, test_rows = preprocess_locally(params, schema)
+    print(f"preprocess: {raw_rows} raw rows -> {train_rows} train, {test_rows} test")
+
+
+def preprocess_locally(params: Params, schema: Schema) -> tuple[int, int, int]:
     target, task = params.data.target, params.data.task
     raw = read_raw_csv(params.paths.raw, schema, params.data.csv_delimiter, params.data.csv_decimal)
     cleaned = clean(raw, target)
-    refuse_broken_contract(cleaned, schema, target, task)
+    refuse_broken_contract(profile(cleaned, schema, target), schema, target, task)
     train, test = split(cleaned, target, params.split.test_size, params.split.seed, task)
     write_parquet(train, params.paths.train)
     write_parquet(test, params.paths.test)
-    print(f"preprocess: {len(raw)} raw rows -> {len(train)} train, {len(test)} test")
+    return len(raw), len(train), len(test)
+
+
+# --- The stage on a Dask cluster
+def preprocess_on_cluster(params: Params, schema: Schema) -> tuple[int, int, int]:
+    """The stage on the current Dask client (or scheduler): the raw CSV read in partitions of
+    `compute.partition_size` bytes, each cleaned and profiled on the workers, the contract checked from the merged
+    profile; then only the target comes to the client, for `split_positions`, and each partition keeps its own
+    train and test rows. The splits hold the same rows as the local engine's, in the file's order rather than
+    shuffled, and are written as folders of partitions (compute.write_partitions).
+    """
+    import dask
+    from dask import delayed
+
+    from .compute import rows_per_partition
+
+    target, task = params.data.target, params.data.task
+    path, delimiter, decimal = params.paths.raw, params.data.csv_delimiter, params.data.csv_decimal
+    dialect, spelled = _header(path, schema, list(schema.columns), delimiter)
+    with _parse_errors(path, schema, dialect, spelled, decimal):
+        raw = _read_csv_partitions(path, schema, dialect, spelled, decimal, params.compute.partition_size)
+        cleaned = [delayed(clean)(part, target) for part in raw.to_delayed()]
+        raw_rows, merged, summaries = dask.compute(
+            [delayed(len)(part) for part in raw.to_delayed()],
+            partition_profiles(cleaned, schema, target),
+            [delayed(_target_and_labels)(part, target) for part in cleaned],
+        )
+    refuse_broken_contract(merged, schema, target, task)
+    targets = [summary[0] for summary in summaries]
+    labels = {name: sorted(set().union(*(summary[1][name] for summary in summaries))) for name in summaries[0][1]}
+    positions = split_positions(pd.concat(targets, ignore_index=True), params.split.test_size, params.split.seed, task)
+    lengths = [len(part) for part in targets]
+    for chosen, out in zip(positions, (params.paths.train, params.paths.test), strict=True):
+        _write_rows(cleaned, labels, rows_per_partition(np.sort(chosen), lengths), schema, out)
+    return sum(raw_rows), len(positions[0]), len(positions[1])
+
+
+def _read_csv_partitions(
+    path: Path, schema: Schema, dialect: Dialect, spelled: dict[str, str], decimal: str, partition_size: str
+) -> "dd.DataFrame":
+    """The raw CSV as a Dask frame of `partition_size`-byte blocks in the schema's dtypes. UTF-16 cannot be cut
+    at byte offsets, so such a file is one partition."""
+    import dask.dataframe as dd
+
+    dtypes = schema.read_dtypes()
+    frame = dd.read_csv(
+        str(path),
+        sep=dialect.delimiter,
+        decimal=decimal,
+        usecols=[spelled[name] for name in dtypes],
+        dtype={spelled[name]: dtype for name, dtype in dtypes.items()},
+        encoding=dialect.encoding,
+        blocksize=None if dialect.encoding == "utf-16" else partition_size,
+    )
+    frame = frame.rename(columns={spelled[name]: name for name in dtypes})
+    return frame[list(dtypes)]
+
+
+def _target_and_labels(part: pd.DataFrame, target: str) -> tuple[pd.Series, dict[str, list[str]]]:
+    """A cleaned partition's target, and each categorical column's labels (to make one set for all)."""
+    labels = {str(name): list(part[name].cat.categories) for name in part.select_dtypes("category").columns}
+    return part[target].reset_index(drop=True), labels
+
+
+def _rows_with_labels(part: pd.DataFrame, labels: dict[str, list[str]], rows: np.ndarray) -> pd.DataFrame:
+    """A partition's chosen rows, every categorical column with the one sorted set of labels of all partitions
+    (as the local engine's `strip_labels` gives the whole file)."""
+    chosen = part.iloc[rows].reset_index(drop=True)
+    for name, categories in labels.items():
+        chosen[name] = chosen[name].cat.set_categories(categories)
+    return chosen
+
+
+def _write_rows(
+    cleaned: list[Any], labels: dict[str, list[str]], rows: list[np.ndarray], schema: Schema, path: Path
+) -> None:
+    import dask.dataframe as dd
+    from dask import delayed
+
+    from .compute import write_partitions
+
+    meta = pd.DataFrame(
+        {
+            name: pd.Series(dtype=pd.CategoricalDtype(labels[name]) if name in labels else dtype)
+            for name, dtype in schema.read_dtypes().items()
+        }
+    )
+    parts = [delayed(_rows_with_labels)(part, labels, chosen) for part, chosen in zip(cleaned, rows, strict=True)]
+    write_partitions(dd.from_delayed(parts, meta=meta, verify_meta=False), path)
 
 
 # --- infer-schema

@@ -12,15 +12,159 @@ values never break a rule; the type and missing-value checks own them.
 """
 
 import ast
+import math
+from dataclasses import dataclass
 from math import inf
 from pathlib import Path
-from typing import Annotated, Any, Literal, cast
+from typing import TYPE_CHECKING, Annotated, Any, Literal, cast
 
+import numpy as np
 import pandas as pd
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from .core import Check, Params, PipelineError, Task, examples, rounded, validated
+from .core import EXAMPLE_ROWS, Check, Params, PipelineError, Task, examples, rounded, validated
+
+if TYPE_CHECKING:
+    import dask.dataframe as dd
+
+
+# --- Partition profiles
+# Every check of the contract reads a profile: a summary of one partition of the data (counts, moments, the first
+# bad rows) that merges with the next partition's. The local engine profiles the whole frame as one partition;
+# the Dask engine profiles each partition on the workers and merges them in a tree. One implementation, two engines.
+@dataclass(frozen=True)
+class BadRows:
+    """The rows that break one check: how many, and the first EXAMPLE_ROWS of them in row order, as text."""
+
+    count: int = 0
+    first: tuple[str, ...] = ()
+
+    @classmethod
+    def of(cls, values: pd.Series) -> "BadRows":
+        return cls(len(values), tuple(str(value) for value in values.head(EXAMPLE_ROWS)))
+
+    def merged(self, later: "BadRows") -> "BadRows":
+        return BadRows(self.count + later.count, (self.first + later.first)[:EXAMPLE_ROWS])
+
+    def examples(self) -> str:
+        return examples(pd.Series(self.first, dtype=object))
+
+
+@dataclass(frozen=True)
+class Moments:
+    """Count, mean, sum of squared deviations (m2), minimum and maximum of the present values."""
+
+    count: int = 0
+    mean: float = 0.0
+    m2: float = 0.0
+    low: float = math.nan
+    high: float = math.nan
+
+    @classmethod
+    def of(cls, present: pd.Series) -> "Moments":
+        if present.empty:
+            return cls()
+        mean = float(present.mean())
+        return cls(len(present), mean, float(((present - mean) ** 2).sum()), float(present.min()), float(present.max()))
+
+    def merged(self, later: "Moments") -> "Moments":
+        """Chan, Golub and LeVeque's pairwise update: stable where summing squares would cancel."""
+        if not later.count or not self.count:
+            return later if not self.count else self
+        count = self.count + later.count
+        delta = later.mean - self.mean
+        return Moments(
+            count,
+            self.mean + delta * later.count / count,
+            self.m2 + later.m2 + delta**2 * self.count * later.count / count,
+            min(self.low, later.low),
+            max(self.high, later.high),
+        )
+
+    @property
+    def std(self) -> float:
+        return math.sqrt(self.m2 / self.count)  # population spread (ddof 0), as the contract's std_max means
+
+
+@dataclass(frozen=True)
+class ColumnProfile:
+    name: str
+    dtype: str
+    type_ok: bool
+    rows: int
+    nulls: int
+    moments: Moments | None  # numeric columns
+    bad: dict[str, BadRows]  # by rule: whole numbers, minimum, maximum, allowed values
+    values: pd.Series | None  # the present values of a `unique` column: a repeat may lie in another partition
+
+    def merged(self, later: "ColumnProfile") -> "ColumnProfile":
+        return ColumnProfile(
+            self.name,
+            self.dtype,
+            self.type_ok and later.type_ok,
+            self.rows + later.rows,
+            self.nulls + later.nulls,
+            self.moments.merged(later.moments) if self.moments and later.moments else None,
+            {rule: bad.merged(later.bad[rule]) for rule, bad in self.bad.items()},
+            pd.concat([self.values, later.values], ignore_index=True)
+            if self.values is not None and later.values is not None
+            else None,
+        )
+
+
+@dataclass(frozen=True)
+class TargetProfile:
+    name: str
+    dtype: str
+    numeric: bool
+    distinct: np.ndarray  # sorted distinct present values
+    fractional: BadRows  # numbers that are not class labels
+
+    def merged(self, later: "TargetProfile") -> "TargetProfile":
+        return TargetProfile(
+            self.name,
+            self.dtype,
+            self.numeric,
+            np.union1d(self.distinct, later.distinct),
+            self.fractional.merged(later.fractional),
+        )
+
+
+@dataclass(frozen=True)
+class Profile:
+    """One named part of the data (raw, train, test), or one partition of it."""
+
+    rows: int
+    columns: tuple[str, ...]
+    target: TargetProfile | None
+    column_profiles: dict[str, ColumnProfile]
+    rules: dict[str, BadRows]
+
+    def merged(self, later: "Profile") -> "Profile":
+        return Profile(
+            self.rows + later.rows,
+            self.columns,
+            self.target.merged(later.target) if self.target and later.target else self.target,
+            {name: column.merged(later.column_profiles[name]) for name, column in self.column_profiles.items()},
+            {name: bad.merged(later.rules[name]) for name, bad in self.rules.items()},
+        )
+
+
+def profile(frame: pd.DataFrame, schema: "Schema", target: str) -> Profile:
+    """The summary of one partition that every contract check reads; runs on a Dask worker too."""
+    return Profile(
+        len(frame),
+        tuple(map(str, frame.columns)),
+        target_profile(frame[target]) if target in frame.columns else None,
+        {name: column_profile(frame[name], spec) for name, spec in schema.columns.items() if name in frame.columns},
+        rule_profiles(frame, schema.rules),
+    )
+
+
+def merged_profile(first: Profile, later: Profile) -> Profile:
+    return first.merged(later)
+
 
 # --- Business rules
 ALLOWED_NODES = (
@@ -139,18 +283,30 @@ def rule_holds(frame: pd.DataFrame, name: str, expression: str) -> pd.Series:
 
 
 def check_rules(frame: pd.DataFrame, rules: dict[str, str], label: str) -> list[Check]:
-    checks = []
+    return rule_checks(rule_profiles(frame, rules), rules, label)
+
+
+def rule_profiles(frame: pd.DataFrame, rules: dict[str, str]) -> dict[str, "BadRows"]:
+    """Each rule's broken rows in one partition: how many, and the first ones as the message shows them."""
+    profiles = {}
     for name, expression in sorted(rules.items()):
         used = sorted(parse_rule(name, expression, set(frame.columns)))
         broken = frame.loc[~rule_holds(frame, name, expression), used]
-        example = examples(broken[used].astype(str).agg(", ".join, axis=1)) if len(broken) else ""
+        profiles[name] = BadRows.of(broken.astype(str).agg(", ".join, axis=1)) if len(broken) else BadRows()
+    return profiles
+
+
+def rule_checks(profiles: dict[str, "BadRows"], rules: dict[str, str], label: str) -> list[Check]:
+    checks = []
+    for name, expression in sorted(rules.items()):
+        broken = profiles[name]
         checks.append(
             Check(
                 f"{label}: rule {name}: {expression}",
-                broken.empty,
-                len(broken),
+                not broken.count,
+                broken.count,
                 0,
-                detail=f"{len(broken)} rows break it, e.g. {example}" if len(broken) else "",
+                detail=f"{broken.count} rows break it, e.g. {broken.examples()}" if broken.count else "",
             )
         )
     return checks
@@ -351,9 +507,9 @@ def check_row_count(rows: int, schema: Schema) -> list[Check]:
     return checks
 
 
-def check_dataset(frame: pd.DataFrame, schema: Schema, target: str, task: Task, label: str) -> list[Check]:
+def dataset_checks(part: Profile, schema: Schema, target: str, task: Task, label: str) -> list[Check]:
     """Required columns and a target that fits the task, for one named part of the data."""
-    missing = sorted(set(schema.columns) - set(frame.columns))
+    missing = sorted(set(schema.columns) - set(part.columns))
     checks = [
         Check(
             f"{label}: required columns present",
@@ -363,7 +519,7 @@ def check_dataset(frame: pd.DataFrame, schema: Schema, target: str, task: Task, 
             detail=f"missing {missing}; {INFER_HINT}" if missing else "",
         )
     ]
-    if target not in frame.columns:
+    if part.target is None:
         return [
             *checks,
             Check(
@@ -373,32 +529,51 @@ def check_dataset(frame: pd.DataFrame, schema: Schema, target: str, task: Task, 
                 detail="set data.target in params.yaml to the label column",
             ),
         ]
-    return [*checks, *target_checks(frame[target], task, label)]
+    return [*checks, *target_profile_checks(part.target, task, label)]
+
+
+def target_profile(values: pd.Series) -> TargetProfile:
+    present = values.dropna()
+    numeric = pd.api.types.is_numeric_dtype(values)
+    if numeric:
+        distinct = np.sort(pd.unique(present.to_numpy(dtype=float)))  # hashing, not sorting, the millions of rows
+        fractional = BadRows.of(present[present != present.round()])
+    else:
+        # a categorical's distinct values are its used categories: no pass over millions of strings
+        labels = (
+            present.cat.categories[np.flatnonzero(np.bincount(present.cat.codes, minlength=1))]
+            if isinstance(present.dtype, pd.CategoricalDtype)
+            else present.unique()
+        )
+        distinct = np.unique(np.asarray(labels, dtype=str))
+        fractional = BadRows()
+    return TargetProfile(str(values.name), str(values.dtype), numeric, distinct, fractional)
 
 
 def target_checks(values: pd.Series, task: Task, label: str) -> list[Check]:
+    return target_profile_checks(target_profile(values), task, label)
+
+
+def target_profile_checks(target: TargetProfile, task: Task, label: str) -> list[Check]:
     """The target fits data.task: two classes for binary, class labels for multiclass, numbers for regression."""
-    name = str(values.name)
-    distinct = int(values.nunique(dropna=True))
-    numeric = pd.api.types.is_numeric_dtype(values)
+    name, numeric, distinct = target.name, target.numeric, len(target.distinct)
     if task == "binary":
         fix = "" if distinct == 2 else f"data.task is binary; {_task_hint(distinct, numeric)}"
         return [Check(f"{label}: target has two classes", distinct == 2, distinct, 2, column=name, detail=fix)]
     if task == "multiclass":
-        present = values.dropna()
-        fractional = present[present != present.round()] if numeric else present.iloc[:0]
+        fractional = target.fractional
         return [
             Check(
                 f"{label}: target holds class labels",
-                fractional.empty,
-                len(fractional),
+                not fractional.count,
+                fractional.count,
                 0,
                 column=name,
                 detail=""
-                if fractional.empty
+                if not fractional.count
                 else (
-                    f"data.task is multiclass but {len(fractional)} rows hold fractional numbers, e.g. "
-                    f"{examples(fractional)}: for a quantity set data.task: regression in params.yaml"
+                    f"data.task is multiclass but {fractional.count} rows hold fractional numbers, e.g. "
+                    f"{fractional.examples()}: for a quantity set data.task: regression in params.yaml"
                 ),
             ),
             Check(
@@ -414,7 +589,7 @@ def target_checks(values: pd.Series, task: Task, label: str) -> list[Check]:
         Check(
             f"{label}: target is numeric",
             numeric,
-            str(values.dtype),
+            target.dtype,
             "numeric",
             column=name,
             detail=""
@@ -445,22 +620,52 @@ def _task_hint(distinct: int, numeric: bool) -> str:
 
 def check_column(series: pd.Series, spec: ColumnSpec, label: str) -> list[Check]:
     """Type, missing values, range, allowed values, uniqueness and statistics of one column."""
-    name = str(series.name)
+    return column_checks(column_profile(series, spec), spec, label)
+
+
+def column_profile(series: pd.Series, spec: ColumnSpec) -> ColumnProfile:
+    name, dtype = str(series.name), str(series.dtype)
     type_ok = (
         pd.api.types.is_numeric_dtype(series) if spec.is_numeric else isinstance(series.dtype, pd.CategoricalDtype)
     )
-    checks = [Check(f"{label}: type {spec.type}", type_ok, str(series.dtype), spec.type, column=name)]
     if not type_ok:
+        return ColumnProfile(name, dtype, False, len(series), 0, None, {}, None)
+    present = series.dropna()
+    bad = {}
+    if spec.type == "integer":
+        bad["whole numbers"] = BadRows.of(present[present != present.round()])
+    if spec.min is not None:
+        bad["minimum"] = BadRows.of(present[present < spec.min])
+    if spec.max is not None:
+        bad["maximum"] = BadRows.of(present[present > spec.max])
+    if spec.allowed is not None:
+        bad["allowed values"] = BadRows.of(present[~present.isin(_allowed_values(spec))])
+    return ColumnProfile(
+        name,
+        dtype,
+        True,
+        len(series),
+        int(series.isna().sum()),
+        Moments.of(present) if spec.is_numeric else None,
+        bad,
+        present.reset_index(drop=True) if spec.unique else None,
+    )
+
+
+def column_checks(column: ColumnProfile, spec: ColumnSpec, label: str) -> list[Check]:
+    name = column.name
+    checks = [Check(f"{label}: type {spec.type}", column.type_ok, column.dtype, spec.type, column=name)]
+    if not column.type_ok:
         return checks
 
-    def bad_rows(rule: str, bad: pd.Series, value: float | None, threshold: float, fix: str = "") -> Check:
-        detail = f"{len(bad)} rows, e.g. {examples(bad)}{'; ' + fix if fix else ''}" if len(bad) else ""
-        return Check(f"{label}: {rule}", bad.empty, value, threshold, column=name, detail=detail)
+    def bad_rows(rule: str, bad: BadRows, value: float | None, threshold: float, fix: str = "") -> Check:
+        detail = f"{bad.count} rows, e.g. {bad.examples()}{'; ' + fix if fix else ''}" if bad.count else ""
+        return Check(f"{label}: {rule}", not bad.count, value, threshold, column=name, detail=detail)
 
-    missing_rate = float(series.isna().mean()) if len(series) else 0.0
-    present = series.dropna()
+    missing_rate = column.nulls / column.rows if column.rows else 0.0
+    moments = column.moments or Moments()
     if not spec.nullable:
-        nulls = int(series.isna().sum())
+        nulls = column.nulls
         checks.append(
             Check(
                 f"{label}: no missing values",
@@ -482,21 +687,19 @@ def check_column(series: pd.Series, spec: ColumnSpec, label: str) -> list[Check]
             )
         )
     if spec.type == "integer":
-        fractional = present[present != present.round()]
-        checks.append(bad_rows("whole numbers", fractional, len(fractional), 0))
+        fractional = column.bad["whole numbers"]
+        checks.append(bad_rows("whole numbers", fractional, fractional.count, 0))
     if spec.min is not None:
-        below = present[present < spec.min]
-        checks.append(bad_rows("minimum", below, _number(present.min()), spec.min))
+        checks.append(bad_rows("minimum", column.bad["minimum"], _number(moments.low), spec.min))
     if spec.max is not None:
-        above = present[present > spec.max]
-        checks.append(bad_rows("maximum", above, _number(present.max()), spec.max))
+        checks.append(bad_rows("maximum", column.bad["maximum"], _number(moments.high), spec.max))
     if spec.allowed is not None:
-        unseen = present[~present.isin(_allowed_values(spec))]
-        checks.append(bad_rows("allowed values", unseen, len(unseen), 0, f"add them to 'allowed' or {INFER_HINT}"))
-    if spec.unique:
-        repeated = present[present.duplicated()]
-        checks.append(bad_rows("unique values", repeated, len(repeated), 0))
-    checks += _statistics(present, spec, label)
+        unseen = column.bad["allowed values"]
+        checks.append(bad_rows("allowed values", unseen, unseen.count, 0, f"add them to 'allowed' or {INFER_HINT}"))
+    if spec.unique and column.values is not None:
+        repeated = BadRows.of(column.values[column.values.duplicated()])
+        checks.append(bad_rows("unique values", repeated, repeated.count, 0))
+    checks += _statistics(moments, name, spec, label)
     return checks
 
 
@@ -514,17 +717,17 @@ def check_rows(frame: pd.DataFrame, schema: Schema, columns: list[str], label: s
     ]
 
 
-def _statistics(present: pd.Series, spec: ColumnSpec, label: str) -> list[Check]:
-    if not spec.is_numeric or present.empty:
+def _statistics(moments: Moments, name: str, spec: ColumnSpec, label: str) -> list[Check]:
+    if not spec.is_numeric or not moments.count:
         return []
-    mean, std = float(present.mean()), float(present.std(ddof=0))
+    mean, std = moments.mean, moments.std
     bounds = [
         ("mean >= mean_min", mean, spec.mean_min, mean >= (spec.mean_min if spec.mean_min is not None else mean)),
         ("mean <= mean_max", mean, spec.mean_max, mean <= (spec.mean_max if spec.mean_max is not None else mean)),
         ("spread <= std_max", std, spec.std_max, std <= (spec.std_max if spec.std_max is not None else std)),
     ]
     return [
-        Check(f"{label}: {rule}", passed, rounded(value), limit, column=str(present.name))
+        Check(f"{label}: {rule}", passed, rounded(value), limit, column=name)
         for rule, value, limit, passed in bounds
         if limit is not None
     ]
@@ -542,11 +745,37 @@ def _allowed_values(spec: ColumnSpec) -> list[float] | list[str]:
 
 # --- The whole contract
 def contract_checks(frames: dict[str, pd.DataFrame], schema: Schema, target: str, task: Task) -> list[Check]:
-    checks = check_row_count(sum(len(frame) for frame in frames.values()), schema)
-    for label, frame in frames.items():
-        checks += check_dataset(frame, schema, target, task, label)
+    """The contract on named parts of the data, each profiled whole, as one partition."""
+    return profile_contract_checks(
+        {label: profile(frame, schema, target) for label, frame in frames.items()}, schema, target, task
+    )
+
+
+def partitioned_profile(frame: "dd.DataFrame", schema: Schema, target: str) -> Profile:
+    """A Dask frame's profile: each partition profiled on the workers, then merged pairwise in a tree, neighbours
+    with neighbours, so first examples stay in row order."""
+    return partition_profiles(frame.to_delayed(), schema, target).compute()
+
+
+def partition_profiles(parts: list[Any], schema: Schema, target: str) -> Any:
+    """The merged profile of delayed partitions, itself delayed (to compute with other results of the same
+    partitions, reading them once)."""
+    from dask import delayed
+
+    level = [delayed(profile)(part, schema, target) for part in parts]
+    while len(level) > 1:
+        pairs = [level[i : i + 2] for i in range(0, len(level), 2)]
+        level = [delayed(merged_profile)(*pair) if len(pair) == 2 else pair[0] for pair in pairs]
+    return level[0]
+
+
+def profile_contract_checks(parts: dict[str, Profile], schema: Schema, target: str, task: Task) -> list[Check]:
+    """The whole contract (dataset, columns, rules) from the profiles of named parts of the data."""
+    checks = check_row_count(sum(part.rows for part in parts.values()), schema)
+    for label, part in parts.items():
+        checks += dataset_checks(part, schema, target, task, label)
         for name, spec in schema.columns.items():
-            if name in frame.columns:
-                checks += check_column(frame[name], spec, label)
-        checks += check_rules(frame, schema.rules, label)
+            if name in part.column_profiles:
+                checks += column_checks(part.column_profiles[name], spec, label)
+        checks += rule_checks(part.rules, schema.rules, label)
     return checks

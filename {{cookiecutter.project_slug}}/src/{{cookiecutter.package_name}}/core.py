@@ -325,9 +325,12 @@ def failure_lines(checks: Iterable[Check]) -> list[str]:
     return [check.line() for check in checks if not check.passed]
 
 
+EXAMPLE_ROWS = 100  # the first rows that break a check, of which `examples` shows a few
+
+
 def examples(values: "pd.Series") -> str:
     """A few distinct values of a column, sorted, for a message that shows what broke a check."""
-    shown = sorted({str(value) for value in values.head(100)})[:EXAMPLES_SHOWN]
+    shown = sorted({str(value) for value in values.head(EXAMPLE_ROWS)})[:EXAMPLES_SHOWN]
     return ", ".join(repr(value) for value in shown)
 
 
