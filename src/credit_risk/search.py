@@ -27,6 +27,7 @@ from sklearn.metrics import get_scorer
 from sklearn.model_selection import KFold, ParameterGrid, ParameterSampler, StratifiedKFold
 from sklearn.pipeline import Pipeline
 
+from .compute import dask_client, rows_per_partition
 from .core import (
     MAIN_METRIC,
     Compute,
@@ -129,8 +130,6 @@ def fold_scores(
 def _run(jobs: list[Any], compute: Compute) -> list[float]:
     """The jobs on the Dask cluster (joblib's Dask backend) or on local processes (loky), in the jobs' order."""
     if compute.engine == "dask":
-        from .compute import dask_client
-
         with dask_client(compute), parallel_config(backend="dask"):
             return list(Parallel()(jobs))
     try:
@@ -222,10 +221,10 @@ def search_sample(params: Params) -> tuple[pd.DataFrame, np.ndarray]:
 def rows_at(path: Path, positions: np.ndarray) -> pd.DataFrame:
     """The rows at sorted `positions` of a processed split (a file, or a folder of partitions read one by one,
     so the whole split is never in memory at once)."""
-    pieces, start = [], 0
-    for part in parquet_parts(path):
-        frame = pd.read_parquet(part)
-        inside = positions[(positions >= start) & (positions < start + len(frame))] - start
-        pieces.append(frame.iloc[inside])
-        start += len(frame)
+    import pyarrow.parquet as pq
+
+    parts = parquet_parts(path)
+    lengths = [pq.ParquetFile(part).metadata.num_rows for part in parts]
+    chosen = rows_per_partition(positions, lengths)
+    pieces = [pd.read_parquet(part).iloc[rows] for part, rows in zip(parts, chosen, strict=True)]
     return pd.concat(pieces, ignore_index=True)
