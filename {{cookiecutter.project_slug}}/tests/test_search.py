@@ -1,7 +1,10 @@
 """train.search: candidates from the space, scored by cross-validation on local processes or a Dask cluster."""
 
 import json
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -9,6 +12,8 @@ import pytest
 import yaml
 from sklearn.model_selection import GridSearchCV, ParameterSampler
 
+from {{ cookiecutter.package_name }} import search
+from {{ cookiecutter.package_name }}.compute import dask_client
 from {{ cookiecutter.package_name }}.core import MAIN_METRIC, Compute, PipelineError, Train, load_params, write_parquet
 from {{ cookiecutter.package_name }}.search import (
     candidate_model,
@@ -138,6 +143,15 @@ def test_a_candidate_with_a_wrong_value_or_hyper_parameter_is_refused_before_any
 
 def test_the_dask_backend_on_a_local_cluster_gives_the_same_table_as_local_processes(monkeypatch):
     monkeypatch.delenv("DASK_SCHEDULER_ADDRESS", raising=False)
+    transitions = []  # the scheduler's count once the jobs are done: they ran there, not in this process
+
+    @contextmanager
+    def counted(settings: Compute) -> Iterator[Any]:
+        with dask_client(settings) as client:
+            yield client
+            transitions.append(client.run_on_scheduler(lambda dask_scheduler: dask_scheduler.transition_counter))
+
+    monkeypatch.setattr(search, "dask_client", counted)
     space = {"estimator": ["logistic_regression"], "logistic_regression.C": [0.01, 1.0]}
     settings = shipped_train(method="grid", space=space)
     frame, labels = binary_data(200)
@@ -146,6 +160,7 @@ def test_the_dask_backend_on_a_local_cluster_gives_the_same_table_as_local_proce
     on_processes = ranked_table(overrides, fold_scores(models, frame, labels, "binary", 3, 7, LOCAL))
     on_dask = ranked_table(overrides, fold_scores(models, frame, labels, "binary", 3, 7, DASK))
     assert on_dask == on_processes
+    assert len(transitions) == 1 and transitions[0] >= len(overrides) * 3
 
 
 def test_rows_at_reads_the_same_rows_from_a_file_or_from_partitions(tmp_path):
