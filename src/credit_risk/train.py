@@ -102,7 +102,8 @@ def main() -> None:
     check_params(params, load_schema(paths.contract))
     if not read_report(paths.validation).passed:
         raise PipelineError(f"validate did not pass: fix the data before training (see {paths.validation})")
-    settings = tuned(params)  # train.search's best candidate, or params.yaml's settings as they are
+    params = params.model_copy(update={"train": tuned(params)})  # train.search's best candidate, or as they are
+    settings = params.train
     estimator = make_estimator(settings.estimator, settings.hyperparameters, settings.seed, params.data.task)
     frame = read_parquet(paths.train)
     labels = encode_target(frame[target], params.data)
