@@ -25,8 +25,8 @@ from sklearn.linear_model import LogisticRegression, Ridge
 from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import OneHotEncoder, StandardScaler
 
-from .core import LOCK_FILE, PipelineError, Task, file_md5, locked_outputs, require, write_with
-from .task import is_classification
+from .core import LOCK_FILE, Data, PipelineError, Task, file_md5, locked_outputs, require, write_with
+from .task import encode_target, is_classification
 
 # train.estimator's choices, by the kind of answer they learn
 CLASSIFIERS: dict[str, type[BaseEstimator]] = {
@@ -89,6 +89,21 @@ def build_pipeline(numeric: list[str], categorical: list[str], estimator: BaseEs
         verbose_feature_names_out=False,
     )
     return Pipeline([("features", features), ("estimator", estimator)])
+
+
+def features_and_labels(frame: pd.DataFrame, data: Data, excluded: list[str]) -> tuple[pd.DataFrame, np.ndarray]:
+    """The columns the model learns from (all but the target and `train.exclude_columns`) and the encoded target."""
+    labels = encode_target(frame[data.target], data)
+    return frame.drop(columns=[data.target, *excluded], errors="ignore"), labels
+
+
+def training_pipeline(features: pd.DataFrame, estimator: BaseEstimator) -> Pipeline:
+    """The unfitted Pipeline for these features: numbers and labels (categorical columns) told apart by dtype."""
+    return build_pipeline(
+        numeric=features.select_dtypes("number").columns.tolist(),
+        categorical=features.select_dtypes("category").columns.tolist(),
+        estimator=estimator,
+    )
 
 
 def _number_preparation(estimator: BaseEstimator) -> Pipeline | Literal["passthrough"]:

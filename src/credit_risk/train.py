@@ -24,7 +24,7 @@ from urllib.parse import urlparse
 import numpy as np
 import pandas as pd
 from sklearn.base import BaseEstimator, clone
-from sklearn.model_selection import KFold, StratifiedKFold, learning_curve
+from sklearn.model_selection import learning_curve
 from sklearn.pipeline import Pipeline
 
 from .core import (
@@ -41,9 +41,10 @@ from .core import (
     sample_positions,
     write_text,
 )
-from .model import build_pipeline, make_estimator, save_model
+from .model import features_and_labels, make_estimator, save_model, training_pipeline
 from .schema import check_params, load_schema
-from .task import encode_target, is_classification
+from .search import cross_validation, tuned
+from .task import is_classification
 
 if TYPE_CHECKING:
     from distributed import Client, Future
@@ -67,14 +68,13 @@ def log_learning_curve(
     classifying = is_classification(task)
     kept = sample_positions(len(features), settings.max_rows, seed, labels if classifying else None)
     features, labels = features.iloc[kept], labels[kept]
-    folds = StratifiedKFold if classifying else KFold
     metric = MAIN_METRIC[task]
     sizes, train_scores, validation_scores = learning_curve(
         model,
         features,
         labels,
         train_sizes=settings.train_sizes,
-        cv=folds(n_splits=settings.folds, shuffle=True, random_state=seed),
+        cv=cross_validation(task, settings.folds, seed),
         scoring=metric,
     )
     steps = [
@@ -109,22 +109,6 @@ def write_dvclive_steps(steps: list[dict[str, float]], directory: Path) -> None:
         nested[leaf] = value
     summary["step"] = len(steps) - 1
     write_text(directory / "metrics.json", json.dumps(summary, indent=4) + "\n")
-
-
-# --- What both engines fit: the features and labels of a frame (the whole split, or one partition)
-def features_and_labels(frame: pd.DataFrame, data: Data, excluded: list[str]) -> tuple[pd.DataFrame, np.ndarray]:
-    """The columns the model learns from (all but the target and `train.exclude_columns`) and the encoded target."""
-    labels = encode_target(frame[data.target], data)
-    return frame.drop(columns=[data.target, *excluded], errors="ignore"), labels
-
-
-def training_pipeline(features: pd.DataFrame, estimator: BaseEstimator) -> Pipeline:
-    """The unfitted Pipeline for these features: numbers and labels (categorical columns) told apart by dtype."""
-    return build_pipeline(
-        numeric=features.select_dtypes("number").columns.tolist(),
-        categorical=features.select_dtypes("category").columns.tolist(),
-        estimator=estimator,
-    )
 
 
 @dataclass(frozen=True)
@@ -350,11 +334,13 @@ def _require_every_class_on_every_worker(label_parts: list[np.ndarray], homes: l
 # --- The stage
 def main() -> None:
     params = load_params()
-    paths, settings = params.paths, params.train
+    paths = params.paths
     check_params(params, load_schema(paths.contract))
-    estimator = make_estimator(settings.estimator, settings.hyperparameters, settings.seed, params.data.task)
     if not read_report(paths.validation).passed:
         raise PipelineError(f"validate did not pass: fix the data before training (see {paths.validation})")
+    params = params.model_copy(update={"train": tuned(params)})  # train.search's best candidate, or as they are
+    settings = params.train
+    estimator = make_estimator(settings.estimator, settings.hyperparameters, settings.seed, params.data.task)
     fitted = fit_on_cluster(params, estimator) if params.compute.engine == "dask" else fit_here(params, estimator)
     save_model(fitted.model, paths.model)
     log_learning_curve(
