@@ -19,7 +19,7 @@ import shutil
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from .core import Compute, PipelineError
 
@@ -135,35 +135,38 @@ def read_partitions(path: Path, columns: list[str] | None = None) -> "dd.DataFra
     return dd.read_parquet([str(file.resolve()) for file in files], columns=columns, split_row_groups=False)
 
 
-def write_partitions(frame: "dd.DataFrame", path: Path) -> None:
-    """Each partition to `path`/part.<n>.parquet with the local engine's own writer, then the folder replaces
-    whatever `path` held (file or folder) in one rename, so a failure leaves the earlier output whole."""
-    staging = path.with_name(f".{path.name}.partial")
-    shutil.rmtree(staging, ignore_errors=True)
-    staging.mkdir(parents=True)
-    try:
-        frame.map_partitions(_written, str(staging.resolve()), meta=(None, "int64"), align_dataframes=False).compute()
-    except BaseException:
+@contextmanager
+def replaced_by_folders(*paths: Path) -> Iterator[list[Path]]:
+    """A staging folder for each of `paths`, for the block to fill with part.<n>.parquet files (`write_part`). When
+    the block ends without error each folder replaces whatever its path held (file or folder) by a rename; when it
+    fails they are removed, so a failure leaves every earlier output whole. Absolute: the workers may run in
+    another folder than this process."""
+    stagings = [path.with_name(f".{path.name}.partial").resolve() for path in paths]
+    for staging in stagings:
         shutil.rmtree(staging, ignore_errors=True)
+        staging.mkdir(parents=True)
+    try:
+        yield stagings
+    except BaseException:
+        for staging in stagings:
+            shutil.rmtree(staging, ignore_errors=True)
         raise
-    previous = path.with_name(f".{path.name}.previous")
-    if path.exists():
-        path.rename(previous)
-    staging.rename(path)
-    if previous.is_dir():
-        shutil.rmtree(previous)
-    elif previous.exists():
-        previous.unlink()
+    for staging, path in zip(stagings, paths, strict=True):
+        previous = path.with_name(f".{path.name}.previous")
+        if path.exists():
+            path.rename(previous)
+        staging.rename(path)
+        if previous.is_dir():
+            shutil.rmtree(previous)
+        elif previous.exists():
+            previous.unlink()
 
 
-def _written(partition: "pd.DataFrame", folder: str, partition_info: dict[str, Any] | None = None) -> "pd.Series":
-    import pandas as pd
-
+def write_part(partition: "pd.DataFrame", folder: Path, number: int) -> None:
+    """One partition as `folder`/part.<number>.parquet, with the local engine's own writer (runs on a worker)."""
     from .core import write_parquet
 
-    number = partition_info["number"] if partition_info else 0
-    write_parquet(partition.reset_index(drop=True), Path(folder) / PART_NAME.format(number))
-    return pd.Series([len(partition)])
+    write_parquet(partition.reset_index(drop=True), folder / PART_NAME.format(number))
 
 
 def _part_number(file: Path) -> int:
