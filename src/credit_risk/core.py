@@ -30,7 +30,7 @@ from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import IO, TYPE_CHECKING, Annotated, Any, Literal, TypeVar
+from typing import IO, TYPE_CHECKING, Annotated, Any, Literal, TypeVar, get_args
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
@@ -125,12 +125,20 @@ def read_parquet(path: Path, columns: list[str] | None = None) -> "pd.DataFrame"
     """A Parquet file, or a folder of part.<n>.parquet files (the Dask engine's splits) in their numbers' order."""
     import pandas as pd  # here, not at the top: the gate reads only JSON and starts sooner without it
 
+    parts = parquet_parts(path)
+    if len(parts) == 1:
+        return pd.read_parquet(parts[0], columns=columns)
+    return pd.concat([pd.read_parquet(part, columns=columns) for part in parts], ignore_index=True)
+
+
+def parquet_parts(path: Path) -> list[Path]:
+    """A processed split's files in row order: the file itself, or a folder's part.<n>.parquet by number."""
     if not require(path).is_dir():
-        return pd.read_parquet(path, columns=columns)
+        return [path]
     parts = sorted(path.glob("part.*.parquet"), key=lambda part: int(part.name.split(".")[1]))
     if not parts:
         raise PipelineError(f"{path} holds no part.<n>.parquet files: run `dvc repro` to write it again")
-    return pd.concat([pd.read_parquet(part, columns=columns) for part in parts], ignore_index=True)
+    return parts
 
 
 def write_parquet(frame: "pd.DataFrame", path: Path) -> None:
@@ -365,6 +373,7 @@ class Paths(Section):
     test: Path
     model: Path
     learning_curve: Path
+    search: Path
     validation: Path
     evaluation: Path
     latency: Path
@@ -418,6 +427,40 @@ class LearningCurve(Section):
 
 
 Hyperparameters = dict[str, Any]
+Estimator = Literal[
+    "hist_gradient_boosting", "random_forest", "logistic_regression", "gradient_boosting", "ridge", "lightgbm"
+]
+ESTIMATORS: tuple[str, ...] = get_args(Estimator)
+# The keys of `train` a search may vary: the estimator, its seed, its features, and each estimator's
+# hyper-parameters as `<estimator>.<name>` (learning_curve and search itself change no model)
+SEARCHABLE = ("estimator", "seed", "exclude_columns")
+
+
+class Search(Section):
+    """Hyper-parameter search: each candidate is `train` with some keys replaced, scored by cross-validation."""
+
+    method: Literal["none", "grid", "random"]
+    space: dict[str, Annotated[list[Any], Field(min_length=1)]]  # dotted `train.*` keys -> values to try
+    candidates: Count  # random: how many draws from the space (a grid tries every combination)
+    folds: Annotated[int, Field(ge=2, le=20)]
+    max_rows: Annotated[int, Field(ge=20)]  # a seeded sample (stratified when classifying) keeps the search cheap
+    seed: Seed
+
+    @field_validator("space")
+    @classmethod
+    def _keys_are_train_keys(cls, space: dict[str, list[Any]]) -> dict[str, list[Any]]:
+        wrong = sorted(key for key in space if not _searchable(key))
+        if wrong:
+            raise ValueError(
+                f"{wrong} are not train keys a search can vary: use {list(SEARCHABLE)} or "
+                "<estimator>.<hyper-parameter>, e.g. hist_gradient_boosting.learning_rate"
+            )
+        return space
+
+
+def _searchable(key: str) -> bool:
+    section, _, name = key.partition(".")
+    return key in SEARCHABLE or (section in ESTIMATORS and bool(name) and "." not in name)
 
 
 class Compute(Section):
@@ -432,12 +475,11 @@ class Compute(Section):
 
 
 class Train(Section):
-    estimator: Literal[
-        "hist_gradient_boosting", "random_forest", "logistic_regression", "gradient_boosting", "ridge", "lightgbm"
-    ]
+    estimator: Estimator
     seed: Seed
     exclude_columns: list[str]
     learning_curve: LearningCurve
+    search: Search
     random_forest: Hyperparameters = {}
     logistic_regression: Hyperparameters = {}
     gradient_boosting: Hyperparameters = {}
@@ -568,6 +610,16 @@ class Params(Section):
             raise ValueError(
                 f"compute.engine dask trains across the workers with LightGBM, and train.estimator is "
                 f"{self.train.estimator}: set train.estimator: lightgbm, or compute.engine: local"
+            )
+        return self
+
+    @model_validator(mode="after")
+    def _dask_searches_lightgbm(self) -> "Params":
+        others = sorted({str(name) for name in self.train.search.space.get("estimator", [])} - {"lightgbm"})
+        if self.compute.engine == "dask" and self.train.search.method != "none" and others:
+            raise ValueError(
+                f"compute.engine dask trains LightGBM, and train.search.space.estimator also tries {others}: "
+                "search only lightgbm there, or use compute.engine: local"
             )
         return self
 

@@ -30,10 +30,16 @@ seeded perturbations of the test features: Gaussian noise on numeric columns (sc
 column's spread), values blanked to missing, and categories swapped for another seen category. The
 drop is the scorer's clean value minus its perturbed value: scikit-learn's scorers are all greater-is-
 better (errors are negated, `neg_mean_absolute_error`), so a positive drop is a loss for every metric.
+
+`compute.engine: dask` scores each test partition on the workers (`scored_on_cluster`) and brings back only
+the predictions, the target and the sensitive columns; every figure is then computed here by the functions
+above, so it equals the local engine's on the same model and test rows. Robustness perturbs the same seeded
+sample of rows, gathered from the workers; latency is timed here, on single rows, as the service runs.
 """
 
 import time
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -46,6 +52,7 @@ from threadpoolctl import threadpool_limits
 from .core import (
     HEADLINE_METRICS,
     MAIN_METRIC,
+    Params,
     PipelineError,
     Robustness,
     load_params,
@@ -56,7 +63,7 @@ from .core import (
 )
 from .model import load_model
 from .schema import Schema, check_params, load_schema, parse_rule, rule_holds
-from .task import Predictions, Task, encode_target, is_classification, predict
+from .task import Predictions, Task, encode_target, is_classification, joined_predictions, predict
 
 # --- Quality
 CURVE_POINTS = 101
@@ -459,8 +466,7 @@ def robustness_report(
     than the rest of evaluate at 10M rows, and the drop is a difference of two scores on the same rows.
     `stratified` (classification) keeps each class's share of the rows in that sample.
     """
-    strata = np.unique(labels, return_inverse=True)[1] if stratified else None
-    kept = sample_positions(len(features), settings.max_rows, seed, strata)
+    kept = robustness_positions(labels, settings.max_rows, seed, stratified)
     features, labels = features.iloc[kept], labels[kept]
     perturbations = {
         "numeric_noise": (add_numeric_noise, settings.noise_scale),
@@ -481,6 +487,12 @@ def robustness_report(
         "drop": drops,
         "max_drop": max(drops.values()),
     }
+
+
+def robustness_positions(labels: np.ndarray, rows: int, seed: int, stratified: bool) -> np.ndarray:
+    """The positions of robustness's seeded sample of `rows` test rows: the same rows whichever engine draws it."""
+    strata = np.unique(labels, return_inverse=True)[1] if stratified else None
+    return sample_positions(len(labels), rows, seed, strata)
 
 
 def robustness_scorer(metric: str, task: Task) -> Callable[[Pipeline, pd.DataFrame, np.ndarray], float]:
@@ -534,6 +546,66 @@ def snapshot(predictions: Predictions, rows: list[Any], task: Task) -> dict[str,
     return {"rows": rows, "probabilities": predictions.positive_probabilities[:shown].tolist()}
 
 
+@dataclass(frozen=True)
+class Scored:
+    """What evaluate measures, from either engine: every test row's true label and prediction, the columns
+    fairness groups by, the first test rows (latency, snapshot) and the rows robustness perturbs."""
+
+    y_true: np.ndarray
+    predictions: Predictions
+    groups: pd.DataFrame  # the sensitive columns, row for row
+    head: pd.DataFrame  # the first test rows' features, indexed by position
+    robust_features: pd.DataFrame  # all the test features (local), or robustness's sample of them (dask)
+    robust_labels: np.ndarray
+
+
+def scored_here(model: Pipeline, params: Params) -> Scored:
+    test = read_parquet(params.paths.test)
+    y_true = encode_target(test[params.data.target], params.data)
+    features = test.drop(columns=[params.data.target])
+    predictions = predict(model, features, params.data.task, params.evaluate.decision_threshold)
+    head = features.head(max(params.evaluate.latency_rows, SNAPSHOT_ROWS))
+    return Scored(y_true, predictions, test[params.evaluate.fairness.sensitive], head, features, y_true)
+
+
+def scored_on_cluster(model: Pipeline, params: Params) -> Scored:
+    """Each test partition scored on the workers by the one local model (sent to each once); the predictions,
+    the target and the sensitive columns come back, a few bytes a row, for the local engine's own measures.
+    Robustness's seeded sample and the first rows are gathered from the partitions that hold them."""
+    from dask import delayed
+
+    from .compute import dask_client, read_partitions, rows_at_positions
+
+    settings, target, task = params.evaluate, params.data.target, params.data.task
+    kept_columns = [target, *settings.fairness.sensitive]
+    with dask_client(params.compute) as client:
+        frame = read_partitions(params.paths.test)
+        shared = client.scatter(model, broadcast=True)
+        scoring = [
+            delayed(scored_partition)(part, shared, task, settings.decision_threshold, target, kept_columns)
+            for part in frame.to_delayed()
+        ]
+        parts = client.gather(client.compute(scoring))
+        columns = pd.concat([kept for _, kept in parts], ignore_index=True)
+        y_true = encode_target(columns[target], params.data)
+        lengths = [len(kept) for _, kept in parts]
+        sample = robustness_positions(
+            y_true, settings.robustness.max_rows, settings.robustness.seed, is_classification(task)
+        )
+        robust = rows_at_positions(frame, lengths, sample).drop(columns=[target])
+        head_rows = min(max(settings.latency_rows, SNAPSHOT_ROWS), len(y_true))
+        head = rows_at_positions(frame, lengths, np.arange(head_rows)).drop(columns=[target])
+    predictions = joined_predictions([predictions for predictions, _ in parts])
+    return Scored(y_true, predictions, columns[settings.fairness.sensitive], head, robust, y_true[sample])
+
+
+def scored_partition(
+    partition: pd.DataFrame, model: Pipeline, task: Task, threshold: float, target: str, kept: list[str]
+) -> tuple[Predictions, pd.DataFrame]:
+    """One test partition's predictions, and its columns in `kept` (runs on a worker)."""
+    return predict(model, partition.drop(columns=[target]), task, threshold), partition[kept].reset_index(drop=True)
+
+
 def main() -> None:
     params = load_params()
     paths, settings, task = params.paths, params.evaluate, params.data.task
@@ -541,10 +613,8 @@ def main() -> None:
     check_params(params, schema)
     score = robustness_scorer(settings.robustness.metric, task)
     model = load_model(paths.model)
-    test = read_parquet(paths.test)
-    y_true = encode_target(test[params.data.target], params.data)
-    features = test.drop(columns=[params.data.target])
-    predictions = predict(model, features, task, settings.decision_threshold)
+    scored = scored_on_cluster(model, params) if params.compute.engine == "dask" else scored_here(model, params)
+    y_true, predictions = scored.y_true, scored.predictions
     classification = is_classification(task)
 
     scores = quality(task, y_true, predictions, settings.decision_threshold)
@@ -553,22 +623,22 @@ def main() -> None:
         paths.evaluation: scores,
         paths.latency: latency_ms(
             model.predict_proba if classification else model.predict,
-            features.head(settings.latency_rows),
+            scored.head.head(settings.latency_rows),
             settings.latency_repeats,
         ),
         paths.fairness: fairness_report(
-            task, y_true, predictions.values, test, settings.fairness.sensitive, predictions.classes
+            task, y_true, predictions.values, scored.groups, settings.fairness.sensitive, predictions.classes
         ),
         paths.robustness: robustness_report(
             lambda frame, labels: score(model, frame, labels),
-            features,
-            y_true,
+            scored.robust_features,
+            scored.robust_labels,
             robustness,
             robustness.seed,
             schema,
             stratified=classification,
         ),
-        paths.predictions: snapshot(predictions, features.head(SNAPSHOT_ROWS).index.tolist(), task),
+        paths.predictions: snapshot(predictions, scored.head.head(SNAPSHOT_ROWS).index.tolist(), task),
         **{paths.plots / name: records for name, records in plots(task, y_true, predictions).items()},
     }
     for path, data in outputs.items():

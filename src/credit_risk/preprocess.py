@@ -25,7 +25,7 @@ from collections.abc import Hashable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, overload
+from typing import TYPE_CHECKING, overload
 
 import numpy as np
 import pandas as pd
@@ -336,12 +336,12 @@ def preprocess_on_cluster(params: Params, schema: Schema) -> tuple[int, int, int
     `compute.partition_size` bytes, each cleaned and profiled on the workers, the contract checked from the merged
     profile; then only the target comes to the client, for `split_positions`, and each partition keeps its own
     train and test rows. The splits hold the same rows as the local engine's, in the file's order rather than
-    shuffled, and are written as folders of partitions (compute.write_partitions).
+    shuffled, and are written as folders of partitions, both in one more pass (compute.replaced_by_folders).
     """
     import dask
     from dask import delayed
 
-    from .compute import rows_per_partition
+    from .compute import replaced_by_folders, rows_per_partition
 
     target, task = params.data.target, params.data.task
     path, delimiter, decimal = params.paths.raw, params.data.csv_delimiter, params.data.csv_decimal
@@ -359,8 +359,14 @@ def preprocess_on_cluster(params: Params, schema: Schema) -> tuple[int, int, int
     labels = {name: sorted(set().union(*(summary[1][name] for summary in summaries))) for name in summaries[0][1]}
     positions = split_positions(pd.concat(targets, ignore_index=True), params.split.test_size, params.split.seed, task)
     lengths = [len(part) for part in targets]
-    for chosen, out in zip(positions, (params.paths.train, params.paths.test), strict=True):
-        _write_rows(cleaned, labels, rows_per_partition(np.sort(chosen), lengths), schema, out)
+    chosen = [rows_per_partition(np.sort(rows), lengths) for rows in positions]
+    with replaced_by_folders(params.paths.train, params.paths.test) as folders:
+        dask.compute(
+            [
+                delayed(_write_split_partition)(part, labels, number, [rows[number] for rows in chosen], folders)
+                for number, part in enumerate(cleaned)
+            ]
+        )
     return sum(raw_rows), len(positions[0]), len(positions[1])
 
 
@@ -400,22 +406,14 @@ def _rows_with_labels(part: pd.DataFrame, labels: dict[str, list[str]], rows: np
     return chosen
 
 
-def _write_rows(
-    cleaned: list[Any], labels: dict[str, list[str]], rows: list[np.ndarray], schema: Schema, path: Path
+def _write_split_partition(
+    part: pd.DataFrame, labels: dict[str, list[str]], number: int, rows: list[np.ndarray], folders: list[Path]
 ) -> None:
-    import dask.dataframe as dd
-    from dask import delayed
+    """One cleaned partition's train rows and test rows as part.<number> of each split, read once (on a worker)."""
+    from .compute import write_part
 
-    from .compute import write_partitions
-
-    meta = pd.DataFrame(
-        {
-            name: pd.Series(dtype=pd.CategoricalDtype(labels[name]) if name in labels else dtype)
-            for name, dtype in schema.read_dtypes().items()
-        }
-    )
-    parts = [delayed(_rows_with_labels)(part, labels, chosen) for part, chosen in zip(cleaned, rows, strict=True)]
-    write_partitions(dd.from_delayed(parts, meta=meta, verify_meta=False), path)
+    for chosen, folder in zip(rows, folders, strict=True):
+        write_part(_rows_with_labels(part, labels, chosen), folder, number)
 
 
 # --- infer-schema

@@ -104,6 +104,13 @@ class Predictions:
         return self.probabilities[:, 1]
 
 
+def joined_predictions(parts: list[Predictions]) -> Predictions:
+    """Predictions of consecutive row blocks (e.g. a split's partitions) as those of all their rows, in order."""
+    blocks = [part.probabilities for part in parts if part.probabilities is not None]
+    probabilities = np.vstack(blocks) if blocks else None
+    return Predictions(np.concatenate([part.values for part in parts]), probabilities, parts[0].classes)
+
+
 def predict(model: Pipeline, features: pd.DataFrame, task: Task, threshold: float) -> Predictions:
     """The model's answers: one scoring path for evaluate, batch scoring and the service."""
     if task == "regression":

@@ -101,3 +101,32 @@ def test_the_learning_curve_files_are_dvclives_own(tmp_path, monkeypatch):
 
     assert files(tmp_path / "ours") == files(tmp_path / "by_dvclive")
     assert len(files(tmp_path / "ours")) == 4
+
+
+def test_lightgbm_is_seeded_silent_deterministic_and_refuses_unknown_keys_against_its_parameters():
+    params = make_estimator("lightgbm", {"num_leaves": 5}, seed=7, task="binary").get_params()
+    assert [params[name] for name in ("random_state", "verbose", "deterministic", "num_leaves")] == [7, -1, True, 5]
+    with pytest.raises(PipelineError, match=r"train.lightgbm has unknown hyper-parameters \['leaves'\]; LGBMClass"):
+        make_estimator("lightgbm", {"leaves": 5}, seed=0, task="binary")
+
+
+def test_lightgbm_splits_on_labels_as_categories_and_numbers_as_they_are():
+    features = frame(400)
+    labels = features["colour"].isin(["red"]).astype(int).to_numpy()
+    model = build_pipeline(["amount"], ["colour"], make_estimator("lightgbm", {}, seed=0, task="binary"))
+    model.fit(features, labels)
+    given = model.named_steps["features"].transform(features)
+    assert np.array_equal(given[:, 0], features["amount"].to_numpy(), equal_nan=True)
+    # LightGBM lists a categorical feature's values (its codes, and -1 for missing); a numeric one only has a range
+    numeric_info, label_info = model.named_steps["estimator"].booster_.dump_model()["feature_infos"].values()
+    assert numeric_info["values"] == []
+    assert {0, 1} <= set(label_info["values"])
+
+
+def test_lightgbm_classifies_text_labels_of_several_classes():
+    features = frame(300)
+    labels = np.array(["low", "mid", "high"], dtype=object)[np.digitize(features["amount"].fillna(0), [-0.5, 0.5])]
+    model = build_pipeline(["amount"], ["colour"], make_estimator("lightgbm", {}, seed=0, task="multiclass"))
+    model.fit(features, labels)
+    assert sorted(model.classes_) == ["high", "low", "mid"]
+    assert (model.predict(features) == labels).mean() > 0.9

@@ -19,7 +19,7 @@ import shutil
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from .core import Compute, PipelineError
 
@@ -57,7 +57,7 @@ def dask_client(settings: Compute) -> Iterator["Client"]:
                 threads_per_worker=1,
                 memory_limit=settings.worker_memory,
                 host="127.0.0.1",
-                dashboard_address=None,
+                dashboard_address=":0",  # a free port: a second cluster on the machine must not warn about 8787
                 processes=True,
             )
             client = Client(cluster)
@@ -161,38 +161,42 @@ def read_partitions(path: Path, columns: list[str] | None = None) -> "dd.DataFra
     from .core import require
 
     files = sorted(require(path).glob("part.*.parquet"), key=_part_number) if path.is_dir() else [path]
-    return dd.read_parquet([str(file) for file in files], columns=columns, split_row_groups=False)
+    # absolute: the workers may run in another folder than this process
+    return dd.read_parquet([str(file.resolve()) for file in files], columns=columns, split_row_groups=False)
 
 
-def write_partitions(frame: "dd.DataFrame", path: Path) -> None:
-    """Each partition to `path`/part.<n>.parquet with the local engine's own writer, then the folder replaces
-    whatever `path` held (file or folder) in one rename, so a failure leaves the earlier output whole."""
-    staging = path.with_name(f".{path.name}.partial")
-    shutil.rmtree(staging, ignore_errors=True)
-    staging.mkdir(parents=True)
-    try:
-        frame.map_partitions(_written, str(staging), meta=(None, "int64"), align_dataframes=False).compute()
-    except BaseException:
+@contextmanager
+def replaced_by_folders(*paths: Path) -> Iterator[list[Path]]:
+    """A staging folder for each of `paths`, for the block to fill with part.<n>.parquet files (`write_part`). When
+    the block ends without error each folder replaces whatever its path held (file or folder) by a rename; when it
+    fails they are removed, so a failure leaves every earlier output whole. Absolute: the workers may run in
+    another folder than this process."""
+    stagings = [path.with_name(f".{path.name}.partial").resolve() for path in paths]
+    for staging in stagings:
         shutil.rmtree(staging, ignore_errors=True)
+        staging.mkdir(parents=True)
+    try:
+        yield stagings
+    except BaseException:
+        for staging in stagings:
+            shutil.rmtree(staging, ignore_errors=True)
         raise
-    previous = path.with_name(f".{path.name}.previous")
-    if path.exists():
-        path.rename(previous)
-    staging.rename(path)
-    if previous.is_dir():
-        shutil.rmtree(previous)
-    elif previous.exists():
-        previous.unlink()
+    for staging, path in zip(stagings, paths, strict=True):
+        previous = path.with_name(f".{path.name}.previous")
+        if path.exists():
+            path.rename(previous)
+        staging.rename(path)
+        if previous.is_dir():
+            shutil.rmtree(previous)
+        elif previous.exists():
+            previous.unlink()
 
 
-def _written(partition: "pd.DataFrame", folder: str, partition_info: dict[str, Any] | None = None) -> "pd.Series":
-    import pandas as pd
-
+def write_part(partition: "pd.DataFrame", folder: Path, number: int) -> None:
+    """One partition as `folder`/part.<number>.parquet, with the local engine's own writer (runs on a worker)."""
     from .core import write_parquet
 
-    number = partition_info["number"] if partition_info else 0
-    write_parquet(partition.reset_index(drop=True), Path(folder) / PART_NAME.format(number))
-    return pd.Series([len(partition)])
+    write_parquet(partition.reset_index(drop=True), folder / PART_NAME.format(number))
 
 
 def _part_number(file: Path) -> int:
@@ -206,3 +210,26 @@ def rows_per_partition(chosen: "np.ndarray", lengths: list[int]) -> list["np.nda
     offsets = np.cumsum([0, *lengths])
     bounds = np.searchsorted(chosen, offsets)
     return [chosen[bounds[i] : bounds[i + 1]] - offsets[i] for i in range(len(lengths))]
+
+
+# --- Rows by position: the seeded samples (core.sample_positions over the split's row count) of the Dask engine
+def rows_at_positions(frame: "dd.DataFrame", lengths: list[int], positions: "np.ndarray") -> "pd.DataFrame":
+    """The rows at these sorted positions of the whole split (partitions in order, of these `lengths`), each picked
+    on the cluster by the partition holding it, gathered here with their positions as the index."""
+    import dask
+    import pandas as pd
+
+    picks = [
+        dask.delayed(_picked)(part, own)
+        for part, own in zip(frame.to_delayed(), rows_per_partition(positions, lengths), strict=True)
+        if len(own)
+    ]
+    if not picks:
+        return frame._meta
+    rows = pd.concat(dask.compute(*picks), ignore_index=True)  # the partitions share their categories (preprocess)
+    rows.index = pd.Index(positions)
+    return rows
+
+
+def _picked(partition: "pd.DataFrame", positions: "np.ndarray") -> "pd.DataFrame":
+    return partition.iloc[positions]

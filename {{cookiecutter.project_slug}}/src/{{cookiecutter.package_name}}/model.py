@@ -9,6 +9,7 @@ from typing import Any, Literal, Self
 import joblib
 import numpy as np
 import pandas as pd
+from lightgbm import LGBMClassifier, LGBMRegressor
 from sklearn.base import BaseEstimator, TransformerMixin
 from sklearn.compose import ColumnTransformer
 from sklearn.ensemble import (
@@ -24,8 +25,8 @@ from sklearn.linear_model import LogisticRegression, Ridge
 from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import OneHotEncoder, StandardScaler
 
-from .core import LOCK_FILE, PipelineError, Task, file_md5, locked_outputs, require, write_with
-from .task import is_classification
+from .core import LOCK_FILE, Data, PipelineError, Task, file_md5, locked_outputs, require, write_with
+from .task import encode_target, is_classification
 
 # train.estimator's choices, by the kind of answer they learn
 CLASSIFIERS: dict[str, type[BaseEstimator]] = {
@@ -33,14 +34,20 @@ CLASSIFIERS: dict[str, type[BaseEstimator]] = {
     "logistic_regression": LogisticRegression,
     "gradient_boosting": GradientBoostingClassifier,
     "hist_gradient_boosting": HistGradientBoostingClassifier,
+    "lightgbm": LGBMClassifier,
 }
 REGRESSORS: dict[str, type[BaseEstimator]] = {
     "random_forest": RandomForestRegressor,
     "ridge": Ridge,
     "gradient_boosting": GradientBoostingRegressor,
     "hist_gradient_boosting": HistGradientBoostingRegressor,
+    "lightgbm": LGBMRegressor,
 }
-HISTOGRAM_GRADIENT_BOOSTING = (HistGradientBoostingClassifier, HistGradientBoostingRegressor)
+LIGHTGBM = (LGBMClassifier, LGBMRegressor)
+# Estimators that bin numbers and split on label codes themselves (see `_number_preparation`, `_label_encoder`)
+HISTOGRAM_GRADIENT_BOOSTING = (HistGradientBoostingClassifier, HistGradientBoostingRegressor, *LIGHTGBM)
+# LightGBM's settings that are not the user's choice: silent, and the same model bytes from the same data
+LIGHTGBM_FIXED = {"verbose": -1, "deterministic": True}
 
 
 def make_estimator(name: str, hyperparameters: dict[str, Any], seed: int, task: Task) -> BaseEstimator:
@@ -62,11 +69,13 @@ def make_estimator(name: str, hyperparameters: dict[str, Any], seed: int, task: 
             f"{estimator_class.__name__} accepts {sorted(accepted)}"
         )
     seeded = {"random_state": seed} if "random_state" in accepted else {}
-    estimator = estimator_class(**{**seeded, **hyperparameters})
-    try:
-        estimator._validate_params()
-    except InvalidParameterError as error:
-        raise PipelineError(f"params.yaml: 'train.{name}': {error}") from None
+    fixed = LIGHTGBM_FIXED if issubclass(estimator_class, LIGHTGBM) else {}
+    estimator = estimator_class(**{**fixed, **seeded, **hyperparameters})
+    if hasattr(estimator, "_parameter_constraints"):  # LightGBM declares none: it checks its values when it fits
+        try:
+            estimator._validate_params()
+        except InvalidParameterError as error:
+            raise PipelineError(f"params.yaml: 'train.{name}': {error}") from None
     return estimator
 
 
@@ -82,9 +91,25 @@ def build_pipeline(numeric: list[str], categorical: list[str], estimator: BaseEs
     return Pipeline([("features", features), ("estimator", estimator)])
 
 
+def features_and_labels(frame: pd.DataFrame, data: Data, excluded: list[str]) -> tuple[pd.DataFrame, np.ndarray]:
+    """The columns the model learns from (all but the target and `train.exclude_columns`) and the encoded target."""
+    labels = encode_target(frame[data.target], data)
+    return frame.drop(columns=[data.target, *excluded], errors="ignore"), labels
+
+
+def training_pipeline(features: pd.DataFrame, estimator: BaseEstimator) -> Pipeline:
+    """The unfitted Pipeline for these features: numbers and labels (categorical columns) told apart by dtype."""
+    return build_pipeline(
+        numeric=features.select_dtypes("number").columns.tolist(),
+        categorical=features.select_dtypes("category").columns.tolist(),
+        estimator=estimator,
+    )
+
+
 def _number_preparation(estimator: BaseEstimator) -> Pipeline | Literal["passthrough"]:
-    """Median-imputed and scaled; or untouched for histogram gradient boosting, which bins the values and
-    learns where missing ones go by itself, so an imputer would only hide the missingness from it.
+    """Median-imputed and scaled; or untouched for histogram gradient boosting (scikit-learn's or LightGBM),
+    which bins the values and learns where missing ones go by itself, so an imputer would only hide the
+    missingness from it.
     """
     if isinstance(estimator, HISTOGRAM_GRADIENT_BOOSTING):
         return "passthrough"
@@ -94,9 +119,18 @@ def _number_preparation(estimator: BaseEstimator) -> Pipeline | Literal["passthr
 def _label_encoder(estimator: BaseEstimator, first_column: int, columns: int) -> "CategoryCodes | Pipeline":
     """One-hot columns; or, for histogram gradient boosting, which splits on categories itself, one code per
     label: a third of the features at the sample's width, so it fits faster for the same accuracy.
+
+    scikit-learn's takes at most `max_bins` categories per column; LightGBM any number, so every label of the
+    column's categorical dtype gets a code. That also makes the codes a function of the dtype alone, which the
+    Dask engine relies on (it fits them on one partition: see train.py).
     """
+    codes = list(range(first_column, first_column + columns))
+    if isinstance(estimator, LIGHTGBM):
+        # the alias LightGBM's own Dataset uses: the name `categorical_feature` is a fit argument, not a parameter
+        estimator.set_params(categorical_column=codes)
+        return CategoryCodes(max_categories=None)
     if isinstance(estimator, HISTOGRAM_GRADIENT_BOOSTING):
-        estimator.set_params(categorical_features=list(range(first_column, first_column + columns)))
+        estimator.set_params(categorical_features=codes)
         return CategoryCodes(max_categories=estimator.max_bins)
     return Pipeline(
         [
@@ -112,10 +146,10 @@ class CategoryCodes(TransformerMixin, BaseEstimator):
     OrdinalEncoder's job, done by pandas' recoding in C where OrdinalEncoder maps every value in Python
     (see the README's Performance section). Only the `max_categories` most
     frequent labels of a column get codes, the others count as missing, so no column has more categories
-    than histogram gradient boosting accepts.
+    than histogram gradient boosting accepts (None: every label).
     """
 
-    def __init__(self, max_categories: int = 255):
+    def __init__(self, max_categories: int | None = 255):
         self.max_categories = max_categories
 
     def fit(self, X: pd.DataFrame, y: object = None) -> Self:

@@ -219,9 +219,10 @@ def validate_on_cluster(params: Params, schema: Schema) -> list[Check]:
     reads the seeded sample's rows, gathered from the partitions that hold them. The current data is train's
     partitions then test's, as the local engine concatenates them, so both engines sample the same rows."""
     import dask
+    import dask.dataframe as dd
     from dask import delayed
 
-    from .compute import read_partitions, rows_per_partition
+    from .compute import read_partitions, rows_at_positions
 
     paths, settings, target = params.paths, params.validation, params.data.target
     splits = {"train": read_partitions(paths.train), "test": read_partitions(paths.test)}
@@ -238,15 +239,11 @@ def validate_on_cluster(params: Params, schema: Schema) -> list[Check]:
     checks = profile_contract_checks(profiles, schema, target, params.data.task)
     if reference.empty:
         return checks + drift_checks_from(reference, {}, {}, pd.DataFrame(), settings, paths.drift_report)
-    chosen = rows_per_partition(sample_positions(sum(lengths), settings.sample_rows, settings.seed), lengths)
-    gathered = [delayed(rows_of)(part, rows, columns) for part, rows in zip(current, chosen, strict=True)]
-    current_sample = pd.concat(dask.compute(gathered)[0], ignore_index=True)
+    positions = sample_positions(sum(lengths), settings.sample_rows, settings.seed)
+    whole = dd.concat(list(splits.values()))  # train's partitions then test's, as `current` above
+    current_sample = rows_at_positions(whole, lengths, positions)[columns].reset_index(drop=True)
     drift = drift_checks_from(reference, cuts, summed_counts(counts), current_sample, settings, paths.drift_report)
     return checks + drift
-
-
-def rows_of(part: pd.DataFrame, rows: np.ndarray, columns: list[str]) -> pd.DataFrame:
-    return part.iloc[rows][columns]
 
 
 def main() -> None:
