@@ -40,7 +40,7 @@ BAD_INPUTS_ON_THE_CLUSTER = [
 ]
 KILLED_STAGE_SECONDS = 120  # a stage that outlives this after a worker's death has hung
 # a stage and one of its tasks, as the scheduler names them: the worker that starts it is killed
-KILL_POINTS = {"preprocess": "written", "train": "trained_block"}  # compute.write_partitions, LightGBM on a worker
+KILL_POINTS = {"preprocess": "write_split_partition", "train": "trained_block"}  # writing a split part; LightGBM
 
 
 def on(cluster: DaskCluster, project: Project) -> Project:

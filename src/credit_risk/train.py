@@ -141,7 +141,7 @@ def fit_on_cluster(params: Params, estimator: BaseEstimator) -> Fitted:
 
     from dask import delayed
 
-    from .compute import dask_client, read_partitions, rows_at_positions
+    from .compute import dask_client, gathered_from, read_partitions, rows_at_positions
 
     settings, data, excluded = params.train, params.data, params.train.exclude_columns
     with dask_client(params.compute) as client:
@@ -151,7 +151,8 @@ def fit_on_cluster(params: Params, estimator: BaseEstimator) -> Fitted:
         columns = frame._meta.drop(columns=[data.target, *excluded], errors="ignore")  # the dtypes, no rows
         unfitted = training_pipeline(columns, estimator)
         fitting = delayed(fitted_preparation)(parts[0], unfitted, data, excluded)
-        preparation = client.compute(fitting, workers=[homes[0]], allow_other_workers=False).result()
+        fitted = client.compute(fitting, workers=[homes[0]], allow_other_workers=False)
+        (preparation,) = gathered_from(client, [fitted], homes[:1], "the preprocessing was fitted")
         shared = client.scatter(preparation, broadcast=True)
         prepared = [
             client.compute(
@@ -160,8 +161,11 @@ def fit_on_cluster(params: Params, estimator: BaseEstimator) -> Fitted:
             for part, home in zip(parts, homes, strict=True)
         ]
         # the target, a few bytes a row, comes here for the class check and the learning curve's sample
-        label_parts = client.gather(
-            [_on(client, home, operator.getitem, part, 1) for part, home in zip(prepared, homes, strict=True)]
+        label_parts = gathered_from(
+            client,
+            [_on(client, home, operator.getitem, part, 1) for part, home in zip(prepared, homes, strict=True)],
+            homes,
+            "the partitions were prepared",
         )
         if is_classification(data.task):
             _require_every_class_on_every_worker(label_parts, homes)
@@ -205,14 +209,14 @@ def _fit_lightgbm(
     the same model. This is what lightgbm.dask's estimators do, except that they rank the workers in the
     order of a set of task keys, which changes from run to run and with it the model (bins are drawn per rank).
     """
-    from distributed import wait
+    from .compute import finished_on, gathered_from
 
     workers = list(dict.fromkeys(homes))  # sorted, as `partition_homes` assigns them
     blocks = [
         _on(client, worker, stacked, [part for part, home in zip(prepared, homes, strict=True) if home == worker])
         for worker in workers
     ]
-    wait(blocks)
+    finished_on(client, blocks, workers, "the partitions were stacked")
     prepared.clear()  # each worker holds its block now: the partitions' copies would only take its memory
     ports = client.run(free_port, workers=workers)
     machines = ",".join(f"{urlparse(worker).hostname}:{ports[worker]}" for worker in workers)
@@ -226,7 +230,8 @@ def _fit_lightgbm(
         # own rows: a worker with few of them would drop every feature and the model would learn nothing
         "feature_pre_filter": len(workers) == 1,
     }
-    models = client.gather(
+    models = gathered_from(
+        client,
         [
             _on(
                 client,
@@ -238,7 +243,9 @@ def _fit_lightgbm(
                 rank == 0,
             )
             for rank, (worker, block) in enumerate(zip(workers, blocks, strict=True))
-        ]
+        ],
+        workers,
+        "LightGBM trained",
     )
     model = models[0]
     model.set_params(n_jobs=estimator.get_params()["n_jobs"])  # the saved model predicts with the local default

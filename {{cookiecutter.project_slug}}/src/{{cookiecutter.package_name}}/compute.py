@@ -19,7 +19,7 @@ import shutil
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from .core import Compute, PipelineError
 
@@ -125,7 +125,14 @@ def _refuse_unfit_workers(client: "Client", where: str) -> None:
 
 # --- Tasks pinned to workers (`workers=[...]`, `allow_other_workers=False`), e.g. LightGBM's machines
 def gathered_from(client: "Client", futures: list["Future"], workers: list[str], what: str) -> list[Any]:
-    """The results of tasks pinned to `workers`, or a PipelineError as soon as one of those workers leaves.
+    """The results of tasks pinned to `workers`, or a PipelineError as soon as one of those workers leaves
+    (see `finished_on`)."""
+    finished_on(client, futures, workers, what)
+    return client.gather(futures)
+
+
+def finished_on(client: "Client", futures: list["Future"], workers: list[str], what: str) -> None:
+    """Wait for tasks pinned to `workers`; a PipelineError as soon as one of those workers leaves.
 
     Dask reruns a lost task elsewhere, but a pinned one only where it may run: on a worker that is gone, so it
     would wait forever, and the other workers' LightGBM would wait for its machine until its network time-out
@@ -138,7 +145,7 @@ def gathered_from(client: "Client", futures: list["Future"], workers: list[str],
     while True:
         try:
             wait(futures, timeout=WATCH_SECONDS)
-            return client.gather(futures)
+            return
         except TimeoutError:
             present = set(client.scheduler_info(n_workers=-1)["workers"])
             lost = sorted(set(workers) - present)
