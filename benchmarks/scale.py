@@ -2,7 +2,7 @@
 
     python -m benchmarks.scale --rows 100000 1000000 10000000 [--runs 3] [--repeat 5]
         [--task binary multiclass regression] [--engine local dask] [--estimator lightgbm]
-        [--workers 2] [--worker-memory 4GB] [--partition-size 64MB]
+        [--workers 2] [--worker-memory 4GB] [--partition-size 64MB] [--full-only]
 
 For each task and size, a freshly baked project of that task (the template's `task` answer) gets
 synthetic data shaped like its example (benchmarks.synthetic: German credit, wine or diabetes) as its
@@ -49,7 +49,7 @@ from tools.bakery import Project, Task, bake_project
 from tools.dask_cluster import DaskCluster, running_dask_cluster
 
 from benchmarks.synthetic import synthesize, write_csv
-from credit_risk.core import load_params
+from credit_risk.core import HEADLINE_METRICS, load_params
 from credit_risk.schema import Schema, load_schema
 
 STAGES = ["preprocess", "validate", "train", "evaluate", "gate"]
@@ -253,8 +253,11 @@ def bare_runs(project: Project, copy_to: Path, runs: int) -> list[tuple[float, d
     return results
 
 
-def measure(task: Task, rows: int, repeat: int, runs: int, seed: int, engine: Engine = Engine()) -> dict:
-    """Every figure of one task at one size: medians over `runs` full runs (and `repeat` quick commands)."""
+def measure(
+    task: Task, rows: int, repeat: int, runs: int, seed: int, engine: Engine = Engine(), full_only: bool = False
+) -> dict:
+    """Every figure of one task at one size: medians over `runs` full runs (and `repeat` quick commands); with
+    `full_only`, the full runs alone (no no-op, bare or train-param runs: for sizes where one run takes minutes)."""
     with ExitStack() as stack:
         scratch = Path(stack.enter_context(tempfile.TemporaryDirectory()))
         project = prepare(scratch / "project", task, rows, seed, engine)
@@ -270,6 +273,9 @@ def measure(task: Task, rows: int, repeat: int, runs: int, seed: int, engine: En
             full.append(timed(project, measure, "dvc", "repro", "--force"))
             stage_runs.append(read_log(log))
             failed_checks.append(gate_verdict(project))
+        answers = run_answers(project, task)
+        if full_only:
+            return full_figures(task, rows, runs, engine, full, stage_runs, failed_checks, answers)
         noop = statistics.median(timed(project, measure, "dvc", "repro").seconds for _ in range(repeat))
         status = statistics.median(timed(project, measure, "dvc", "status").seconds for _ in range(repeat))
         project.commit_all("Full run")
@@ -279,6 +285,29 @@ def measure(task: Task, rows: int, repeat: int, runs: int, seed: int, engine: En
             project.set_param(CHANGED_TRAIN_PARAM, TRAIN_SEED_CHANGES_FROM + run)
             changed.append(timed(project, measure, "dvc", "repro").seconds)
             reruns.append(list(read_log(log)))
+    return {
+        **full_figures(task, rows, runs, engine, full, stage_runs, failed_checks, answers),
+        "noop": noop,
+        "status": status,
+        "bare_seconds": statistics.median(seconds for seconds, _ in bare),
+        "bare_stage_seconds": {stage: statistics.median(b["seconds"][stage] for _, b in bare) for stage in STAGES},
+        "bare_peak_rss_bytes": max(b["peak_rss_bytes"] for _, b in bare),
+        "changed": statistics.median(changed),
+        "rerun": reruns[0] if all(rerun == reruns[0] for rerun in reruns) else reruns,
+    }
+
+
+def full_figures(
+    task: Task,
+    rows: int,
+    runs: int,
+    engine: Engine,
+    full: list[Run],
+    stage_runs: list[dict],
+    failed_checks: list[list[str]],
+    answers: dict,
+) -> dict:
+    """The figures of the full runs: time and peak RSS, per stage too (with each worker's), and their answers."""
     return {
         "task": task,
         "rows": rows,
@@ -294,14 +323,19 @@ def measure(task: Task, rows: int, repeat: int, runs: int, seed: int, engine: En
             }
             for stage in STAGES
         },
-        "noop": noop,
-        "status": status,
-        "bare_seconds": statistics.median(seconds for seconds, _ in bare),
-        "bare_stage_seconds": {stage: statistics.median(b["seconds"][stage] for _, b in bare) for stage in STAGES},
-        "bare_peak_rss_bytes": max(b["peak_rss_bytes"] for _, b in bare),
-        "changed": statistics.median(changed),
-        "rerun": reruns[0] if all(rerun == reruns[0] for rerun in reruns) else reruns,
         "gate_failed_checks": failed_checks,
+        "answers": answers,
+    }
+
+
+def run_answers(project: Project, task: Task) -> dict:
+    """What the last full run concluded, to compare engines: validate's verdict and the task's headline metrics."""
+    validation = json.loads((project.path / "metrics" / "validation.json").read_text())
+    metrics = json.loads((project.path / "metrics" / "evaluation.json").read_text())
+    return {
+        "validation": f"{'passed' if validation['passed'] else 'FAILED'} ({validation['checks_failed']} of "
+        f"{validation['checks_total']} checks failed)",
+        "headline": {name: metrics.get(name) for name in HEADLINE_METRICS[task]},
     }
 
 
@@ -340,10 +374,21 @@ def report(figures: dict) -> list[str]:
     for stage in STAGES:
         lines.append(
             f"{stage:<12}{stages[stage]['seconds']:>10.2f} s{gb(stages[stage]['peak_rss_bytes']):>12}"
-            f"{figures['bare_stage_seconds'][stage]:>10.2f} s"
+            + (f"{figures['bare_stage_seconds'][stage]:>10.2f} s" if "bare_stage_seconds" in figures else f"{'-':>12}")
             + "".join(f"{gb(stages[stage]['worker_peak_rss_bytes'].get(name)):>12}" for name in workers)
         )
     overhead = figures["full_seconds"] - sum(entry["seconds"] for entry in stages.values())
+    answers = figures["answers"]
+    headline = ", ".join(f"{name} {value}" for name, value in answers["headline"].items())
+    if "noop" not in figures:  # --full-only
+        return [
+            *lines,
+            f"{'total':<12}{figures['full_seconds']:>10.2f} s{gb(figures['peak_rss_bytes']):>12}"
+            f"  (DVC around the stages {overhead:.2f} s)",
+            f"validate: {answers['validation']}; headline metrics: {headline}",
+            gate_line(figures["gate_failed_checks"]),
+            *worker_peak_lines(figures, workers),
+        ]
     lines += [
         f"{'total':<12}{figures['full_seconds']:>10.2f} s{gb(figures['peak_rss_bytes']):>12}"
         f"{figures['bare_seconds']:>10.2f} s  (bare peak RSS {gb(figures['bare_peak_rss_bytes'])}; "
@@ -351,6 +396,7 @@ def report(figures: dict) -> list[str]:
         f"no-op dvc repro {figures['noop']:.2f} s, dvc status {figures['status']:.2f} s (medians)",
         f"after {CHANGED_TRAIN_PARAM} changed: {figures['changed']:.2f} s, stages run: "
         f"{', '.join(figures['rerun']) or 'none'}",
+        f"validate: {answers['validation']}; headline metrics: {headline}",
         gate_line(figures["gate_failed_checks"]),
     ]
     ratios = {
@@ -368,10 +414,15 @@ def report(figures: dict) -> list[str]:
         f"{'peak RSS of any process':<38}{gb(figures['peak_rss_bytes']):>9}   "
         f"{'meets' if peak_ok else 'MISSES'} target {PEAK_RSS_TARGET_GB} GB"
     )
+    return lines + worker_peak_lines(figures, workers)
+
+
+def worker_peak_lines(figures: dict, workers: list[str]) -> list[str]:
+    lines = []
     for name in workers:
-        peaks = [stages[stage]["worker_peak_rss_bytes"].get(name) for stage in STAGES]
+        peaks = [figures["stages"][stage]["worker_peak_rss_bytes"].get(name) for stage in STAGES]
         peak = None if None in peaks else max(peak for peak in peaks if peak is not None)
-        lines.append(f"{f'peak RSS of {name}':<38}{gb(peak):>9}   limit {engine.worker_memory}")
+        lines.append(f"{f'peak RSS of {name}':<38}{gb(peak):>9}   limit {figures['engine'].worker_memory}")
     return lines
 
 
@@ -431,6 +482,9 @@ def main() -> None:
     parser.add_argument("--workers", type=int, default=2, help="dask: worker processes, one thread each")
     parser.add_argument("--worker-memory", default="4GB", help="dask: each worker's memory limit")
     parser.add_argument("--partition-size", help="dask: compute.partition_size (default: the project's)")
+    parser.add_argument(
+        "--full-only", action="store_true", help="only the full runs (no no-op, bare or train-param runs)"
+    )
     args = parser.parse_args()
     if "dask" in args.engine and args.estimator not in (None, "lightgbm"):
         parser.error("the dask engine trains lightgbm only: leave --estimator out or set it to lightgbm")
@@ -441,7 +495,7 @@ def main() -> None:
     for rows in args.rows:
         for task in args.task:
             for engine in engines:
-                figures.append(measure(task, rows, args.repeat, args.runs, args.seed, engine))
+                figures.append(measure(task, rows, args.repeat, args.runs, args.seed, engine, args.full_only))
                 print("\n".join(report(figures[-1])) + "\n", flush=True)
     print("\n".join(task_comparison(figures) + extrapolated_local_need(figures)), end="", flush=True)
 
