@@ -135,6 +135,17 @@ def test_the_local_engine_gives_the_same_verdicts_rows_and_metrics(reproduced, t
         assert difference <= METRIC_TOLERANCE, (metric, dask_metrics[metric], local_metrics[metric])
 
 
+def test_the_engine_is_an_input_of_the_stages_it_runs_and_the_clusters_address_and_size_are_not(reproduced, tmp_path):
+    project = reproduced.project.copy(tmp_path)
+    project.set_param("compute.scheduler", "tcp://10.0.0.5:8786")
+    project.set_param("compute.local_workers", 8)
+    project.set_param("compute.worker_memory", "16GB")
+    assert "Data and pipelines are up to date." in project.dvc("status").stdout
+    project.set_param("compute.engine", "local")
+    status = project.dvc("status").stdout
+    assert [line[:-1] for line in status.splitlines() if line.endswith(":") and not line[0].isspace()] == ON_THE_CLUSTER
+
+
 def rows(path: Path) -> pd.DataFrame:
     """A split's rows in one order, whatever order and partitions it was written in; categories as text."""
     frame = pd.read_parquet(path)
