@@ -16,7 +16,7 @@ import math
 from dataclasses import dataclass
 from math import inf
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Any, Literal, cast
+from typing import Annotated, Any, Literal, cast
 
 import numpy as np
 import pandas as pd
@@ -24,9 +24,6 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from .core import EXAMPLE_ROWS, Check, Params, PipelineError, Task, examples, rounded, validated
-
-if TYPE_CHECKING:
-    import dask.dataframe as dd
 
 
 # --- Partition profiles
@@ -751,15 +748,10 @@ def contract_checks(frames: dict[str, pd.DataFrame], schema: Schema, target: str
     )
 
 
-def partitioned_profile(frame: "dd.DataFrame", schema: Schema, target: str) -> Profile:
-    """A Dask frame's profile: each partition profiled on the workers, then merged pairwise in a tree, neighbours
-    with neighbours, so first examples stay in row order."""
-    return partition_profiles(frame.to_delayed(), schema, target).compute()
-
-
 def partition_profiles(parts: list[Any], schema: Schema, target: str) -> Any:
     """The merged profile of delayed partitions, itself delayed (to compute with other results of the same
-    partitions, reading them once)."""
+    partitions, reading them once): each partition profiled on the workers, then merged pairwise in a tree,
+    neighbours with neighbours, so first examples stay in row order."""
     from dask import delayed
 
     level = [delayed(profile)(part, schema, target) for part in parts]

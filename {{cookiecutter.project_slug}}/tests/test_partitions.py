@@ -24,7 +24,7 @@ from {{ cookiecutter.package_name }}.schema import (
     Schema,
     contract_checks,
     merged_profile,
-    partitioned_profile,
+    partition_profiles,
     profile,
     profile_contract_checks,
 )
@@ -112,7 +112,7 @@ def test_examples_come_from_the_first_bad_rows_in_row_order():
 def test_dask_profile_equals_local_checks():
     data = frame()
     with dask.config.set(scheduler="synchronous"):
-        merged = partitioned_profile(dd.from_pandas(data, npartitions=5, sort=False), SCHEMA, "y")
+        merged = partition_profiles(dd.from_pandas(data, npartitions=5, sort=False).to_delayed(), SCHEMA, "y").compute()
     same_checks(
         profile_contract_checks({"raw": merged}, SCHEMA, "y", "binary"),
         contract_checks({"raw": data}, SCHEMA, "y", "binary"),
